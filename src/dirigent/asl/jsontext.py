@@ -1,0 +1,19 @@
+"""JSON text as AWS writes it: compact, key order kept, non-ASCII as is."""
+
+from __future__ import annotations
+
+import json
+
+from dirigent.asl.model import Json
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps(value: Json) -> str:
+    """Compact JSON text, as AWS prints values inside causes and history events."""
+    return _ENCODER.encode(value)
+
+
+def size_in_bytes(value: Json) -> int:
+    """The UTF-8 size of ``value``'s compact JSON text (AWS's 256 KiB limits count this)."""
+    return len(dumps(value).encode("utf-8"))

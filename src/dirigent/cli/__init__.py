@@ -1,0 +1,1 @@
+"""The ``dirigent`` command line."""

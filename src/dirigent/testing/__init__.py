@@ -1,0 +1,1 @@
+"""Helpers for users (and our own tests) to run workflows offline."""
