@@ -39,6 +39,7 @@ from dirigent.asl.scope import Scope
 __all__ = [
     "Call",
     "IntrinsicSyntaxError",
+    "evaluate_call",
     "evaluate_intrinsic",
     "is_intrinsic",
     "parse_intrinsic",
@@ -93,6 +94,11 @@ def evaluate_intrinsic(expression: str, scope: Scope) -> Json:
         call = parse_intrinsic(expression)
     except IntrinsicSyntaxError as exc:
         raise StatesFailure(INTRINSIC_FAILURE, str(exc)) from None
+    return evaluate_call(call, scope)
+
+
+def evaluate_call(call: Call, scope: Scope) -> Json:
+    """Evaluate a call parsed by :func:`parse_intrinsic` (compiled templates hold these)."""
     return _evaluate(call, scope)
 
 
