@@ -14,7 +14,9 @@ The expression engine is jsonata-python. It is parsed once per distinct text
 (a bounded memo of a pure function) and evaluated with fresh bindings each
 time. Results are copied into plain JSON values: JSONata's ``null`` becomes
 ``None``, integral numbers print as integers (as JavaScript, and so AWS, prints
-them), and a function or regex anywhere in the result is an error.
+them), and a function or regex anywhere in the result is an error. Two gaps of
+jsonata-python are patched here: its error table says "Object" where JSONata
+says "function", and ``$number('abc')`` raises a bare ValueError instead of D3030.
 
 Every failure is a :class:`StatesFailure` with ``States.QueryEvaluationError``
 and AWS's wording. This module never reads a clock, never draws randomness
@@ -139,6 +141,13 @@ def evaluate(expression: str, bindings: JsonataBindings, *, field: str) -> Json:
     except ZeroDivisionError as exc:
         # JavaScript divides to Infinity, which JSONata then refuses as a result.
         raise _threw(text, field, "D1001: Number out of range: Infinity") from exc
+    except ValueError as exc:
+        cast = _CAST_FAILURE.fullmatch(str(exc))
+        if cast is None:
+            raise _threw(text, field, f"ValueError: {exc}") from exc
+        # jsonata-python lets float() fail where JSONata raises D3030 ($number('abc')).
+        detail = f'D3030: Unable to cast value to a number: "{cast.group(1)}"'
+        raise _threw(text, field, detail) from exc
     except Exception as exc:  # the library's own bugs must not escape the core
         raise _threw(text, field, f"{type(exc).__name__}: {exc}") from exc
     if raw is None:
@@ -217,6 +226,8 @@ def unexpected_result_type(
 #: AWS's functions, plus the standard ones whose meaning AWS changes or removes.
 _OVERRIDDEN = ("partition", "range", "hash", "random", "uuid", "parse", "now", "millis", "eval")
 _REFERENCE = re.compile(r"\$(" + "|".join(_OVERRIDDEN) + r")\b")
+_PLACEHOLDER = re.compile(r"\{\{\w+\}\}")
+_CAST_FAILURE = re.compile(r"could not convert string to float: '(.*)'", re.S)
 
 
 @lru_cache(maxsize=4096)
@@ -241,9 +252,26 @@ def _compile(text: str) -> tuple[Any, frozenset[str]] | str:
 
 
 def _describe(exc: JException) -> str:
+    """``CODE: message`` as JSONata reports it.
+
+    jsonata-python's message table was machine-ported and says "Object" where
+    JSONata says "function" ("Argument 1 of Object hash does not match Object
+    signature"); the templates are re-rendered with the word put back.
+    """
     code = getattr(exc, "error", None)
-    message = str(exc)
-    return f"{code}: {message}" if code else message
+    if not code:
+        return str(exc)
+    template = JException.error_codes.get(code)
+    if template is None or "Object" not in template:
+        return f"{code}: {exc}"
+    arguments = [exc.current, exc.expected]
+    if exc.extra is not None:
+        arguments.append(exc.extra)
+    fixed = _PLACEHOLDER.sub("{}", template.replace("Object", "function"))
+    try:
+        return f"{code}: {fixed.format(*arguments)}"
+    except (IndexError, KeyError, ValueError):
+        return f"{code}: {exc}"
 
 
 def _threw(text: str, field: str, detail: str) -> StatesFailure:
@@ -306,13 +334,14 @@ def _aws_function(name: str, bindings: JsonataBindings) -> Any:
             return entropy.random_float(None if seed is None else _whole(seed, "$random", "seed"))
 
         return _function(random, "<n?:n>")
-    if name in ("now", "millis"):
-        millis = _now_millis(bindings)
-        if name == "millis":
-            return _function(lambda: millis, "<:n>")
+    if name == "millis":
+        # Resolved when called, so a missing entered time fails the evaluation
+        # (as data) only if the expression really asks for the time.
+        return _function(lambda: _now_millis(bindings), "<:n>")
+    if name == "now":
         return _function(
             lambda picture=None, zone=None: jsonata_python.Functions.datetime_from_millis(
-                millis, picture, zone
+                _now_millis(bindings), picture, zone
             ),
             "<s?s?:s>",
         )

@@ -377,3 +377,27 @@ def test_scope_bindings_carry_the_scope() -> None:
     assert evaluate(
         "{% [$states.input.a, $states.context.c, $v, $states.result] %}", bindings, field="O"
     ) == [1, 2, 3, 4]
+
+
+def test_signature_errors_name_the_function_as_jsonata_words_them() -> None:
+    assert cause_of("{% $partition(1) %}", make()).endswith(
+        "T0410: Argument 2 of function partition does not match function signature"
+    )
+
+
+def test_a_string_that_is_not_a_number_fails_to_cast() -> None:
+    assert cause_of("{% $number('abc') %}", make()).endswith(
+        'D3030: Unable to cast value to a number: "abc"'
+    )
+
+
+def test_the_time_is_only_needed_when_the_expression_asks_for_it() -> None:
+    assert evaluate("{% 1 %}", make(context={}), field="O") == 1
+    assert "need the state's entered time" in cause_of("{% $millis() %}", make(context={}))
+
+
+def test_a_transform_leaves_the_input_untouched() -> None:
+    document = {"a": 1}
+    result = evaluate("{% $states.input ~> |$|{'b': 2}| %}", make(document), field="O")
+    assert result == {"a": 1, "b": 2}
+    assert document == {"a": 1}
