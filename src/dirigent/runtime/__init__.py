@@ -1,0 +1,1 @@
+"""Service runtime: supervise replicas from the manifest (pure decisions, a process shell)."""
