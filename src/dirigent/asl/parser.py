@@ -255,10 +255,12 @@ class _Parser:
             fields.error("StartAt", f"Missing 'StartAt' target: {start_at}")
             return
         targets: dict[str, list[str]] = {}
+        dangling = False
         for source, target, at in graph.edges:
             if target in states_raw:
                 targets.setdefault(source, []).append(target)
             else:
+                dangling = True
                 self.report.error(at, f"Missing 'Next' target: {target}")
         reached = {start_at}
         frontier = [start_at]
@@ -276,7 +278,9 @@ class _Parser:
             for name, s in states.items()
             if name in reached
         )
-        if not terminal and len(states) == len(states_raw):
+        # Only judged on a whole graph: a dangling Next or a state that failed
+        # to parse may be exactly where the machine was meant to end.
+        if not terminal and not dangling and len(states) == len(states_raw):
             fields.error("States", "No terminal state: no state ends the execution")
 
     # ----------------------------------------------------------------- states

@@ -3,9 +3,11 @@
 Its job: answer "is this string well formed?" for JSONPath paths, reference
 paths, intrinsic function calls, JSONata ``{% %}`` expressions, RFC 3339
 timestamps and Task ``Resource`` ARNs, returning an error message or ``None``.
-The parser calls these while validating; evaluation lives elsewhere
-(:mod:`dirigent.asl.jsonpath`, :mod:`dirigent.asl.intrinsics`, JSONata), so these
-checks never compute a value and never look at execution data.
+The parser calls these while validating. Paths and intrinsic calls must pass
+both this module's recognizers (which add the rules that only matter at
+creation: reference paths, argument counts, literal types) and the evaluators'
+own parsers (:mod:`dirigent.asl.jsonpath`, :mod:`dirigent.asl.intrinsics`), so a
+definition that is accepted can also be run. Nothing is ever evaluated.
 
 It must never evaluate an expression against data, and never raise for bad
 input: a malformed string is an answer, not an exception.
@@ -17,6 +19,9 @@ import re
 from datetime import date
 
 import jsonata
+
+from dirigent.asl.intrinsics import IntrinsicSyntaxError, parse_intrinsic
+from dirigent.asl.jsonpath import PathSyntaxError, compile_path
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT = re.compile(r"-?\d+")
@@ -88,7 +93,15 @@ def path_error(
             i = 1
     else:
         return "a path must start with '$'"
-    return _segments_error(text, i, reference)
+    problem = _segments_error(text, i, reference)
+    if problem is None:
+        # The evaluator's own compiler has the last word: a path it cannot
+        # compile would fail every execution, so it is refused at creation.
+        try:
+            compile_path(text)
+        except PathSyntaxError as exc:
+            return exc.reason
+    return problem
 
 
 def _segments_error(text: str, i: int, reference: bool) -> str | None:
@@ -183,6 +196,12 @@ def intrinsic_error(text: str) -> str | None:
             return f"unexpected text at position {parser.i}"
     except _SyntaxProblem as exc:
         return str(exc)
+    # This recognizer adds argument-count and literal-type checks; the
+    # evaluator's parser must accept the call too, or it could never run.
+    try:
+        parse_intrinsic(text)
+    except IntrinsicSyntaxError as exc:
+        return exc.reason
     return None
 
 
