@@ -26,7 +26,7 @@ PERMISSIONS = "States.Permissions"
 ALL = "States.ALL"
 
 
-class StatesFailure(Exception):  # noqa: N818 - it is a failure in ASL's own sense
+class StatesFailure(Exception):
     """An ASL run-time failure: ``error`` is the ASL error name, ``cause`` the text.
 
     ``cause`` is the message AWS would put after the standard

@@ -66,7 +66,7 @@ class Catcher:
     error_equals: tuple[str, ...]
     next: str
     #: JSONPath only; ``MISSING`` means the default ``$``, ``None`` means discard.
-    result_path: str | None | Any = MISSING
+    result_path: str | Any | None = MISSING
     #: JSONata only: the ``Output`` template, ``MISSING`` when absent.
     output: Json = MISSING
     assign: Json = MISSING
@@ -137,8 +137,8 @@ class State:
     next: str | None = None
     end: bool = False
     #: JSONPath only; ``MISSING`` means ``$``, ``None`` means the empty object.
-    input_path: str | None | Any = MISSING
-    output_path: str | None | Any = MISSING
+    input_path: str | Any | None = MISSING
+    output_path: str | Any | None = MISSING
     #: JSONata only.
     output: Json = MISSING
     assign: Json = MISSING
@@ -151,7 +151,7 @@ class State:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PassState(State):
     result: Json = MISSING
-    result_path: str | None | Any = MISSING
+    result_path: str | Any | None = MISSING
     parameters: Json = MISSING
 
 
@@ -161,7 +161,7 @@ class TaskState(State):
     parameters: Json = MISSING
     arguments: Json = MISSING
     result_selector: Json = MISSING
-    result_path: str | None | Any = MISSING
+    result_path: str | Any | None = MISSING
     retry: tuple[Retrier, ...] = ()
     catch: tuple[Catcher, ...] = ()
     #: an int, a JSONata ``{% %}`` string, or ``MISSING``
@@ -207,7 +207,7 @@ class ParallelState(State):
     parameters: Json = MISSING
     arguments: Json = MISSING
     result_selector: Json = MISSING
-    result_path: str | None | Any = MISSING
+    result_path: str | Any | None = MISSING
     retry: tuple[Retrier, ...] = ()
     catch: tuple[Catcher, ...] = ()
 
@@ -219,7 +219,7 @@ class MapState(State):
     mode: Literal["INLINE", "DISTRIBUTED"] = "INLINE"
     #: for DISTRIBUTED: "STANDARD" or "EXPRESS"
     execution_type: str | None = None
-    items_path: str | None | Any = MISSING
+    items_path: str | Any | None = MISSING
     #: JSONata: an array or a ``{% %}`` string
     items: Json = MISSING
     item_selector: Json = MISSING
@@ -229,7 +229,7 @@ class MapState(State):
     item_batcher: Json = MISSING
     result_writer: Json = MISSING
     result_selector: Json = MISSING
-    result_path: str | None | Any = MISSING
+    result_path: str | Any | None = MISSING
     max_concurrency: Json = MISSING
     max_concurrency_path: str | None = None
     tolerated_failure_count: Json = MISSING

@@ -1,0 +1,60 @@
+"""The context object (``$$`` in JSONPath, ``$states.context`` in JSONata)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dirigent.asl.model import Json
+
+
+def iso(moment: datetime) -> str:
+    """AWS's timestamp text in the context object: UTC, millisecond precision, ``Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """The facts about one execution that the context object exposes."""
+
+    execution_arn: str
+    name: str
+    state_machine_arn: str
+    state_machine_name: str
+    start_time: datetime
+    input: Json
+    role_arn: str = "arn:aws:iam::000000000000:role/dirigent"
+    redrive_count: int = 0
+
+
+def build(
+    info: ExecutionInfo,
+    *,
+    state_name: str,
+    entered_time: datetime,
+    retry_count: int | None = None,
+    task_token: str | None = None,
+    map_item: tuple[int, Json] | None = None,
+) -> dict[str, Any]:
+    state: dict[str, Any] = {"Name": state_name, "EnteredTime": iso(entered_time)}
+    if retry_count is not None:
+        state["RetryCount"] = retry_count
+    context: dict[str, Any] = {
+        "Execution": {
+            "Id": info.execution_arn,
+            "Input": info.input,
+            "StartTime": iso(info.start_time),
+            "Name": info.name,
+            "RoleArn": info.role_arn,
+            "RedriveCount": info.redrive_count,
+        },
+        "StateMachine": {"Id": info.state_machine_arn, "Name": info.state_machine_name},
+        "State": state,
+    }
+    if task_token is not None:
+        context["Task"] = {"Token": task_token}
+    if map_item is not None:
+        context["Map"] = {"Item": {"Index": map_item[0], "Value": map_item[1]}}
+    return context
