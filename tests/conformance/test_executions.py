@@ -26,7 +26,9 @@ MACHINE = "conformance"
 START = datetime(2024, 11, 4, 11, 40, 50, tzinfo=UTC)
 
 
-def run_case(case: corpus.Case) -> tuple[list[str], list[str] | None]:
+def run_case(
+    case: corpus.Case, *, checkpoint_every_step: bool = False
+) -> tuple[list[str], list[str] | None]:
     definition = (case.path / "definition.json").read_text()
     execution_input = case.load("input.json")
     mocks = corpus.mock_config(case, MACHINE)
@@ -42,6 +44,7 @@ def run_case(case: corpus.Case) -> tuple[list[str], list[str] | None]:
         virtual_time=True,
         entropy=SeededEntropy(7),
         start_time=START,
+        checkpoint_every_step=checkpoint_every_step,
     )
     outcome = corpus.judge(
         case.load("expected.json"),
@@ -92,6 +95,14 @@ def test_history_matches_aws_recording(case: corpus.Case) -> None:
         assert not history, "; ".join(history)
     else:
         assert history, f"now matches: remove it from known_failures.json ({reason})"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_execution_resumed_from_its_snapshot_after_every_step_ends_the_same(
+    case: corpus.Case,
+) -> None:
+    """Folding into a snapshot and restoring, as the engine does after a crash, changes nothing."""
+    assert run_case(case, checkpoint_every_step=True) == _result(case)
 
 
 def test_known_failures_stay_within_the_targets() -> None:

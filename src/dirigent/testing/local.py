@@ -84,12 +84,17 @@ def run_local(
     virtual_time: bool = True,
     entropy: Entropy | None = None,
     start_time: datetime | None = None,
+    checkpoint_every_step: bool = False,
 ) -> LocalRun:
     """Run ``definition`` on ``input`` and return how it ended, with its history.
 
     Raises :class:`~dirigent.errors.DefinitionError` for an invalid definition
     and :class:`~dirigent.errors.InputError` for an unusable mock configuration;
     anything the workflow itself does wrong ends as a FAILED run, not an exception.
+
+    ``checkpoint_every_step`` folds the execution into its JSON snapshot after
+    every signal and continues from a restored copy, as the durable engine does
+    after a crash; the outcome must not change.
     """
     machine = definition if isinstance(definition, StateMachine) else parse_definition(definition)
     case: TestCase | None = None
@@ -109,11 +114,12 @@ def run_local(
         input=input,
     )
     driver = _Driver(
-        Execution(machine, info, entropy=entropy or SystemEntropy()),
+        Execution(machine, info, entropy=entropy or SystemEntropy(), keep_history=False),
         case=case,
         functions=functions or {},
         virtual_time=virtual_time,
         now=started,
+        checkpoint_every_step=checkpoint_every_step,
     )
     return driver.run(input)
 
@@ -129,8 +135,11 @@ class _Driver:
         functions: Mapping[str, LambdaFunction],
         virtual_time: bool,
         now: datetime,
+        checkpoint_every_step: bool = False,
     ) -> None:
         self.execution = execution
+        self.history: list[HistoryEvent] = []
+        self.checkpoint_every_step = checkpoint_every_step
         self.case = case
         self.functions = functions
         self.virtual_time = virtual_time
@@ -147,12 +156,10 @@ class _Driver:
         return self.now + timedelta(seconds=time.monotonic() - self._wall_origin)
 
     def run(self, execution_input: Json) -> LocalRun:
-        self._apply(self.execution.handle(Start(execution_input), self._clock()).commands)
+        self._step(Start(execution_input))
         while not self.execution.finished:
             if self._signals:
-                signal = self._signals.popleft()
-                step = self.execution.handle(signal, self._clock())
-                self._apply(step.commands)
+                self._step(self._signals.popleft())
                 continue
             if not self._timers:
                 break
@@ -166,9 +173,18 @@ class _Driver:
             self._signals.append(TimerFired(timer_id))
         execution = self.execution
         status = execution.status if execution.finished else "RUNNING"
-        return LocalRun(
-            status, execution.output, execution.error, execution.cause, list(execution.history)
-        )
+        return LocalRun(status, execution.output, execution.error, execution.cause, self.history)
+
+    def _step(self, signal: Signal) -> None:
+        step = self.execution.handle(signal, self._clock())
+        self.history.extend(step.events)
+        if self.checkpoint_every_step:
+            execution = self.execution
+            snapshot = json.loads(json.dumps(execution.snapshot()))
+            self.execution = Execution.restore(
+                execution.machine, execution.info, snapshot, entropy=execution.entropy
+            )
+        self._apply(step.commands)
 
     def _apply(self, commands: list[Any]) -> None:
         for command in commands:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,7 @@ from dirigent.asl.model import (
 )
 from dirigent.asl.scope import Entropy
 from dirigent.workflow import context as ctx
-from dirigent.workflow import dataflow, retrying, states
+from dirigent.workflow import dataflow, retrying, states, taskevents
 from dirigent.workflow.dataflow import Frame
 from dirigent.workflow.history import HistoryEvent, payload
 from dirigent.workflow.resources import classify
@@ -57,60 +57,12 @@ from dirigent.workflow.signals import (
     TaskSucceeded,
     TimerFired,
 )
+from dirigent.workflow.threads import Fanout, Thread, child_key, machine_index
 
 #: AWS's service quota on the size of any payload an execution passes around.
 PAYLOAD_LIMIT_BYTES = 256 * 1024
 #: AWS's quota on the events of one execution's history.
 HISTORY_LIMIT = 25_000
-
-
-@dataclass(slots=True)
-class Fanout:
-    """The children of a running Parallel or Map state and what they returned."""
-
-    items: list[Json]
-    results: list[Json]
-    limit: int
-    started: int = 0
-    finished: int = 0
-    failed: int = 0
-    running: set[int] = field(default_factory=set)
-    tolerated_count: int | None = None
-    tolerated_percentage: float | None = None
-    is_map: bool = True
-    #: a distributed Map's iterations are child executions with their own histories
-    distributed: bool = False
-
-
-@dataclass(slots=True)
-class Thread:
-    """One path of control: the top level, a Parallel branch or a Map iteration."""
-
-    id: int
-    machine: StateMachine
-    variables: dict[str, Json]
-    parent: int | None = None
-    child_index: int = 0
-    map_item: tuple[int, Json] | None = None
-    state_name: str = ""
-    raw_input: Json = None
-    effective: Json = None
-    arguments: Json = None
-    prev_event: int = 0
-    entered_event: int = 0
-    entered_time: datetime | None = None
-    phase: str = "enter"
-    token: str | None = None
-    timer: str | None = None
-    heartbeat_timer: str | None = None
-    attempt: int = 0
-    retry_counts: list[int] = field(default_factory=list)
-    fanout: Fanout | None = None
-    done: bool = False
-    #: set when the state fails because its branches or iterations did
-    fanout_failed: bool = False
-    #: a distributed Map iteration: its events belong to its own child execution
-    silent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +83,7 @@ class Execution:
         *,
         entropy: Entropy,
         token_prefix: str = "",
+        keep_history: bool = True,
     ) -> None:
         self.machine = machine
         self.info = info
@@ -140,7 +93,12 @@ class Execution:
         self.output: Json = None
         self.error: str | None = None
         self.cause: str | None = None
+        #: every event when ``keep_history`` is set (the in-process runner), else empty
         self.history: list[HistoryEvent] = []
+        self.keep_history = keep_history
+        self.event_count = 0
+        self._machines = machine_index(machine)
+        self._next_thread = 0
         self._threads: dict[int, Thread] = {}
         self._ready: deque[int] = deque()
         self._tokens: dict[str, int] = {}
@@ -166,6 +124,57 @@ class Execution:
     @property
     def finished(self) -> bool:
         return self.status not in ("PENDING", "RUNNING")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The execution's state as JSON-ready data, taken between two signals.
+
+        Together with the definition and :class:`~dirigent.workflow.context.ExecutionInfo`
+        it is all :meth:`restore` needs; the history is not part of it.
+        """
+        return {
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+            "event_count": self.event_count,
+            "next_thread": self._next_thread,
+            "threads": [thread.to_json() for thread in self._threads.values()],
+            "tokens": self._tokens,
+            "timers": {timer: list(entry) for timer, entry in self._timers.items()},
+            "sequence": self._sequence,
+            "invocations": self._invocations,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        machine: StateMachine,
+        info: ctx.ExecutionInfo,
+        snapshot: Mapping[str, Any],
+        *,
+        entropy: Entropy,
+        token_prefix: str = "",
+    ) -> Execution:
+        """An execution that continues exactly where :meth:`snapshot` left it."""
+        execution = cls(
+            machine, info, entropy=entropy, token_prefix=token_prefix, keep_history=False
+        )
+        execution.status = snapshot["status"]
+        execution.output = snapshot["output"]
+        execution.error = snapshot["error"]
+        execution.cause = snapshot["cause"]
+        execution.event_count = snapshot["event_count"]
+        execution._next_thread = snapshot["next_thread"]
+        for data in snapshot["threads"]:
+            thread = Thread.from_json(data, execution._machines)
+            execution._threads[thread.id] = thread
+        execution._tokens = dict(snapshot["tokens"])
+        execution._timers = {
+            timer: (int(entry[0]), str(entry[1])) for timer, entry in snapshot["timers"].items()
+        }
+        execution._sequence = snapshot["sequence"]
+        execution._invocations = dict(snapshot["invocations"])
+        return execution
 
     def invocation_index(self, state_name: str) -> int:
         """How many times ``state_name`` has been invoked before (for mocks)."""
@@ -205,7 +214,7 @@ class Execution:
                 "roleArn": self.info.role_arn,
             },
         )
-        root = self._new_thread(self.machine, {}, parent=None)
+        root = self._new_thread("", {}, parent=None)
         root.state_name = self.machine.start_at
         root.raw_input = execution_input
         root.prev_event = started.id
@@ -248,12 +257,7 @@ class Execution:
         state = thread_state(thread)
         assert isinstance(state, TaskState)
         resource = classify(state.resource)
-        if resource.event_family == "LambdaFunction":
-            details: dict[str, Any] = {}
-        elif resource.event_family == "Activity":
-            details = {"workerName": signal.worker_name} if signal.worker_name else {}
-        else:
-            details = {"resourceType": resource.resource_type, "resource": resource.resource}
+        details = taskevents.started(resource, signal.worker_name)
         self._emit_on(thread, f"{resource.event_family}Started", details)
 
     def _on_heartbeat(self, token: str) -> None:
@@ -293,8 +297,8 @@ class Execution:
 
     def _run_ready(self) -> None:
         while self._ready and not self.finished:
-            thread = self._threads[self._ready.popleft()]
-            if thread.done:
+            thread = self._threads.get(self._ready.popleft())
+            if thread is None or thread.done:
                 continue
             try:
                 if thread.phase == "enter":
@@ -484,27 +488,7 @@ class Execution:
             # The token must be visible to the Parameters/Arguments evaluation.
             frame = self._frame(thread)
             parameters = dataflow.arguments(frame, thread.effective)
-        if resource.event_family == "LambdaFunction":
-            details: dict[str, Any] = {"resource": resource.arn, **payload("input", parameters)}
-            if timeout is not None:
-                details["timeoutInSeconds"] = timeout
-        elif resource.event_family == "Activity":
-            details = {"resource": resource.arn, **payload("input", parameters)}
-            if timeout is not None:
-                details["timeoutInSeconds"] = timeout
-            if heartbeat is not None:
-                details["heartbeatInSeconds"] = heartbeat
-        else:
-            details = {
-                "resourceType": resource.resource_type,
-                "resource": resource.resource,
-                "region": resource.region,
-                "parameters": _text(parameters),
-            }
-            if timeout is not None:
-                details["timeoutInSeconds"] = timeout
-            if heartbeat is not None:
-                details["heartbeatInSeconds"] = heartbeat
+        details = taskevents.scheduled(resource, parameters, timeout, heartbeat)
         self._emit_on(thread, f"{resource.event_family}Scheduled", details)
         self._commands.append(
             ScheduleTask(
@@ -532,13 +516,7 @@ class Execution:
         assert isinstance(state, TaskState)
         resource = classify(state.resource)
         family = resource.event_family
-        details: dict[str, Any] = dict(payload("output", output))
-        if family == "Task":
-            details = {
-                "resourceType": resource.resource_type,
-                "resource": resource.resource,
-                **details,
-            }
+        details = taskevents.succeeded(resource, output)
         self._emit_on(thread, f"{family}Succeeded", details)
         try:
             if size_in_bytes(output) > PAYLOAD_LIMIT_BYTES:
@@ -558,13 +536,7 @@ class Execution:
         state = thread_state(thread)
         assert isinstance(state, TaskState)
         resource = classify(state.resource)
-        details: dict[str, Any] = {}
-        if resource.event_family == "Task":
-            details = {"resourceType": resource.resource_type, "resource": resource.resource}
-        if error is not None:
-            details["error"] = error
-        if cause is not None:
-            details["cause"] = cause
+        details = taskevents.failed(resource, error, cause)
         self._emit_on(thread, f"{resource.event_family}Failed", details)
         self._fail_state(thread, error or failure.TASK_FAILED, cause)
 
@@ -580,13 +552,7 @@ class Execution:
         assert isinstance(state, TaskState)
         resource = classify(state.resource)
         error = failure.TIMEOUT if purpose == "timeout" else failure.HEARTBEAT_TIMEOUT
-        details: dict[str, Any] = {"error": error, "cause": ""}
-        if resource.event_family == "Task":
-            details = {
-                "resourceType": resource.resource_type,
-                "resource": resource.resource,
-                **details,
-            }
+        details = taskevents.timed_out(resource, error)
         self._emit_on(thread, f"{resource.event_family}TimedOut", details)
         self._fail_state(thread, error, None)
         self._run_ready()
@@ -634,11 +600,15 @@ class Execution:
             index = fan.started
             fan.started += 1
             if isinstance(state, ParallelState):
-                child = self._new_thread(state.branches[index], parent.variables, parent=parent.id)
+                child = self._new_thread(
+                    child_key(parent, state.name, index), parent.variables, parent=parent.id
+                )
                 child.raw_input = fan.items[index]
             else:
                 assert isinstance(state, MapState)
-                child = self._new_thread(state.item_processor, parent.variables, parent=parent.id)
+                child = self._new_thread(
+                    child_key(parent, state.name, None), parent.variables, parent=parent.id
+                )
                 frame = self._frame(parent)
                 child.raw_input = states.map_item_input(
                     state, frame, parent.effective, index, fan.items[index]
@@ -703,14 +673,16 @@ class Execution:
         if fan is None:
             return
         for child_id in list(fan.running):
-            self._abort_thread(self._threads[child_id])
+            child = self._threads.get(child_id)
+            if child is not None:
+                self._abort_thread(child)
         fan.running.clear()
 
     def _abort_thread(self, thread: Thread) -> None:
         if not thread.done and thread.entered_event:
             state = thread_state(thread)
             self._emit_on(thread, f"{state.type}StateAborted", {"name": state.name})
-        thread.done = True
+        self._retire(thread)
         if thread.token is not None:
             self._tokens.pop(thread.token, None)
             self._commands.append(CancelTask(thread.token))
@@ -795,14 +767,14 @@ class Execution:
         return isinstance(thread_state(self._threads[thread.parent]), ParallelState)
 
     def _fail_thread(self, thread: Thread, error: str | None, cause: str | None) -> None:
-        thread.done = True
+        self._retire(thread)
         if thread.parent is None:
             self._finish_execution_failed(thread, error, cause)
         else:
             self._child_finished(thread, False, None, (error, cause))
 
     def _thread_succeeded(self, thread: Thread, output: Json) -> None:
-        thread.done = True
+        self._retire(thread)
         if thread.parent is None:
             self.status = "SUCCEEDED"
             self.output = output
@@ -857,14 +829,22 @@ class Execution:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _new_thread(
-        self, machine: StateMachine, variables: Mapping[str, Json], *, parent: int | None
-    ) -> Thread:
+    def _new_thread(self, key: str, variables: Mapping[str, Json], *, parent: int | None) -> Thread:
         thread = Thread(
-            id=len(self._threads), machine=machine, variables=dict(variables), parent=parent
+            id=self._next_thread,
+            machine=self._machines[key],
+            machine_key=key,
+            variables=dict(variables),
+            parent=parent,
         )
+        self._next_thread += 1
         self._threads[thread.id] = thread
         return thread
+
+    def _retire(self, thread: Thread) -> None:
+        """Forget a finished thread; its parent has taken what it needed."""
+        thread.done = True
+        self._threads.pop(thread.id, None)
 
     def _mint(self, kind: str) -> str:
         self._sequence += 1
@@ -877,11 +857,13 @@ class Execution:
         return timer
 
     def _last_id(self) -> int:
-        return self.history[-1].id if self.history else 0
+        return self.event_count
 
     def _emit(self, event_type: str, previous: int, details: Mapping[str, Any]) -> HistoryEvent:
-        event = HistoryEvent(len(self.history) + 1, previous, self._now, event_type, details)
-        self.history.append(event)
+        self.event_count += 1
+        event = HistoryEvent(self.event_count, previous, self._now, event_type, details)
+        if self.keep_history:
+            self.history.append(event)
         self._events.append(event)
         return event
 
