@@ -1,0 +1,132 @@
+"""The persistence port: what the engine asks of a store, and nothing more.
+
+A store hands out transactions. Everything the engine writes for one durable
+transition (history events, the folded snapshot, the signals and tasks it
+enqueues, the signals it consumed) goes through one transaction and commits
+together or not at all. The port is narrow on purpose: three small groups of
+operations (the catalog, executions with their history, and the work queue),
+each covered by the contract suite in ``tests/contract`` that every adapter
+passes.
+
+Errors: :class:`Conflict` when a unique key is taken; adapters translate their
+driver's exceptions into it so the engine never sees a driver type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from dirigent.errors import DirigentError
+from dirigent.store.records import (
+    ActivityRecord,
+    AliasRecord,
+    EventRecord,
+    ExecutionRecord,
+    MachineRecord,
+    SignalRecord,
+    TaskRecord,
+    VersionRecord,
+)
+
+
+class StoreError(DirigentError):
+    """A store could not be opened or used (bad URL, unreachable database)."""
+
+
+class Conflict(StoreError):
+    """A row with the same unique key exists already."""
+
+
+class CatalogTx(Protocol):
+    def insert_machine(self, record: MachineRecord) -> None: ...
+    def update_machine(self, record: MachineRecord) -> None: ...
+    def get_machine(self, arn: str) -> MachineRecord | None: ...
+    def list_machines(self, after: str | None, limit: int) -> list[MachineRecord]: ...
+    def delete_machine(self, arn: str) -> None: ...
+    def insert_version(self, record: VersionRecord) -> None: ...
+    def get_version(self, arn: str) -> VersionRecord | None: ...
+    def list_versions(self, machine_arn: str) -> list[VersionRecord]: ...
+    def delete_version(self, arn: str) -> None: ...
+    def put_alias(self, record: AliasRecord) -> None: ...
+    def get_alias(self, arn: str) -> AliasRecord | None: ...
+    def list_aliases(self, machine_arn: str) -> list[AliasRecord]: ...
+    def delete_alias(self, arn: str) -> None: ...
+    def insert_activity(self, record: ActivityRecord) -> None: ...
+    def get_activity(self, arn: str) -> ActivityRecord | None: ...
+    def list_activities(self, after: str | None, limit: int) -> list[ActivityRecord]: ...
+    def delete_activity(self, arn: str) -> None: ...
+    def set_tags(self, resource_arn: str, tags: dict[str, str]) -> None: ...
+    def remove_tags(self, resource_arn: str, keys: Sequence[str]) -> None: ...
+    def list_tags(self, resource_arn: str) -> dict[str, str]: ...
+
+
+class ExecutionTx(Protocol):
+    def insert_execution(self, record: ExecutionRecord) -> None: ...
+    def get_execution(self, arn: str) -> ExecutionRecord | None: ...
+    def update_execution(self, record: ExecutionRecord) -> None: ...
+    def list_executions(
+        self,
+        *,
+        machine_arn: str | None,
+        status: str | None,
+        before: tuple[float, str] | None,
+        limit: int,
+    ) -> list[ExecutionRecord]: ...
+    def append_events(self, events: Sequence[EventRecord]) -> None: ...
+    def list_events(
+        self, execution_arn: str, *, after_id: int, limit: int, reverse: bool
+    ) -> list[EventRecord]: ...
+
+
+class WorkTx(Protocol):
+    def add_signals(self, signals: Sequence[tuple[str, float, str]]) -> None:
+        """Enqueue ``(execution_arn, due_at, body)`` signals."""
+        ...
+
+    def claim_executions(self, now: float, limit: int) -> list[ExecutionRecord]:
+        """Executions with a signal due by ``now``, locked for this transaction.
+
+        Another transaction running at the same time never gets the same
+        execution (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: one writer).
+        """
+        ...
+
+    def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]: ...
+    def delete_signals(self, ids: Sequence[int]) -> None: ...
+    def next_due(self) -> float | None: ...
+    def put_tasks(self, tasks: Sequence[TaskRecord]) -> None: ...
+    def get_task(self, token: str) -> TaskRecord | None: ...
+    def set_task_status(
+        self, token: str, status: str, lease_until: float | None, worker: str | None
+    ) -> None: ...
+    def delete_tasks(self, tokens: Sequence[str]) -> None: ...
+    def claim_tasks(
+        self, kinds: Sequence[str], now: float, lease_until: float, worker: str, limit: int
+    ) -> list[TaskRecord]:
+        """Ready tasks of ``kinds`` (or running ones whose lease expired), now leased."""
+        ...
+
+    def claim_activity_task(
+        self, activity_arn: str, lease_until: float, worker: str
+    ) -> TaskRecord | None: ...
+
+
+class Transaction(CatalogTx, ExecutionTx, WorkTx, Protocol):
+    """One database transaction with every group of operations."""
+
+
+class Store(Protocol):
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction that commits when the block ends and rolls back on an exception."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def batched(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,355 @@
+"""The port's operations in SQL, written once for SQLite and PostgreSQL.
+
+Statements use ``?`` placeholders; a :class:`Dialect` rewrites what differs
+between the two databases (placeholders, the row-locking claim clause, column
+types in migrations). Nothing outside ``dirigent.store`` runs SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from dirigent.store.port import batched
+from dirigent.store.records import (
+    ActivityRecord,
+    AliasRecord,
+    EventRecord,
+    ExecutionRecord,
+    MachineRecord,
+    SignalRecord,
+    TaskRecord,
+    VersionRecord,
+)
+from dirigent.store.schema import MIGRATIONS
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    placeholder: str
+    #: appended to a SELECT that claims rows
+    lock_clause: str
+    id_column: str
+    blob: str
+    float: str
+
+    def sql(self, statement: str) -> str:
+        if self.placeholder == "?":
+            return statement
+        return statement.replace("?", self.placeholder)
+
+    def migration(self, statement: str) -> str:
+        return statement.format(id=self.id_column, blob=self.blob, float=self.float)
+
+
+SQLITE = Dialect("sqlite", "?", "", "INTEGER PRIMARY KEY", "TEXT", "REAL")
+POSTGRES = Dialect(
+    "postgresql",
+    "%s",
+    " FOR UPDATE SKIP LOCKED",
+    "BIGSERIAL PRIMARY KEY",
+    "TEXT",
+    "DOUBLE PRECISION",
+)
+
+Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+RunMany = Callable[[str, Sequence[Sequence[Any]]], None]
+
+
+def _columns(record_type: type[Any]) -> list[str]:
+    return [f.name for f in fields(record_type)]
+
+
+def _insert(table: str, record_type: type[Any]) -> str:
+    names = _columns(record_type)
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+def _select(table: str, record_type: type[Any]) -> str:
+    return f"SELECT {', '.join(_columns(record_type))} FROM {table}"
+
+
+def _values(record: Any) -> tuple[Any, ...]:
+    return tuple(getattr(record, name) for name in _columns(type(record)))
+
+
+_EVENT_COLUMNS = "execution_arn, id, previous_id, ts, type, details"
+
+
+class SqlTransaction:
+    """Every operation of the port over one open database transaction."""
+
+    def __init__(self, dialect: Dialect, run: Run, run_many: RunMany) -> None:
+        self._dialect = dialect
+        self._run_raw = run
+        self._run_many_raw = run_many
+
+    def _run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run_raw(self._dialect.sql(statement), params)
+
+    def _many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._run_many_raw(self._dialect.sql(statement), rows)
+
+    def _one(self, record_type: type[R], statement: str, params: Sequence[Any]) -> R | None:
+        rows = self._run(statement, params)
+        return record_type(*rows[0]) if rows else None
+
+    def _all(self, record_type: type[R], statement: str, params: Sequence[Any]) -> list[R]:
+        return [record_type(*row) for row in self._run(statement, params)]
+
+    # ------------------------------------------------------------------ catalog
+
+    def insert_machine(self, record: MachineRecord) -> None:
+        self._run(_insert("state_machines", MachineRecord), _values(record))
+
+    def update_machine(self, record: MachineRecord) -> None:
+        names = [n for n in _columns(MachineRecord) if n != "arn"]
+        assignments = ", ".join(f"{n} = ?" for n in names)
+        params = [getattr(record, n) for n in names] + [record.arn]
+        self._run(f"UPDATE state_machines SET {assignments} WHERE arn = ?", params)
+
+    def get_machine(self, arn: str) -> MachineRecord | None:
+        query = _select("state_machines", MachineRecord) + " WHERE arn = ?"
+        return self._one(MachineRecord, query, (arn,))
+
+    def list_machines(self, after: str | None, limit: int) -> list[MachineRecord]:
+        query = _select("state_machines", MachineRecord) + " WHERE arn > ? ORDER BY arn LIMIT ?"
+        return self._all(MachineRecord, query, (after or "", limit))
+
+    def delete_machine(self, arn: str) -> None:
+        self._run("DELETE FROM state_machines WHERE arn = ?", (arn,))
+        self._run("DELETE FROM state_machine_versions WHERE machine_arn = ?", (arn,))
+        self._run("DELETE FROM state_machine_aliases WHERE machine_arn = ?", (arn,))
+
+    def insert_version(self, record: VersionRecord) -> None:
+        self._run(_insert("state_machine_versions", VersionRecord), _values(record))
+
+    def get_version(self, arn: str) -> VersionRecord | None:
+        query = _select("state_machine_versions", VersionRecord) + " WHERE arn = ?"
+        return self._one(VersionRecord, query, (arn,))
+
+    def list_versions(self, machine_arn: str) -> list[VersionRecord]:
+        query = (
+            _select("state_machine_versions", VersionRecord)
+            + " WHERE machine_arn = ? ORDER BY version DESC"
+        )
+        return self._all(VersionRecord, query, (machine_arn,))
+
+    def delete_version(self, arn: str) -> None:
+        self._run("DELETE FROM state_machine_versions WHERE arn = ?", (arn,))
+
+    def put_alias(self, record: AliasRecord) -> None:
+        self._run("DELETE FROM state_machine_aliases WHERE arn = ?", (record.arn,))
+        self._run(_insert("state_machine_aliases", AliasRecord), _values(record))
+
+    def get_alias(self, arn: str) -> AliasRecord | None:
+        query = _select("state_machine_aliases", AliasRecord) + " WHERE arn = ?"
+        return self._one(AliasRecord, query, (arn,))
+
+    def list_aliases(self, machine_arn: str) -> list[AliasRecord]:
+        query = (
+            _select("state_machine_aliases", AliasRecord) + " WHERE machine_arn = ? ORDER BY arn"
+        )
+        return self._all(AliasRecord, query, (machine_arn,))
+
+    def delete_alias(self, arn: str) -> None:
+        self._run("DELETE FROM state_machine_aliases WHERE arn = ?", (arn,))
+
+    def insert_activity(self, record: ActivityRecord) -> None:
+        self._run(_insert("activities", ActivityRecord), _values(record))
+
+    def get_activity(self, arn: str) -> ActivityRecord | None:
+        return self._one(
+            ActivityRecord, _select("activities", ActivityRecord) + " WHERE arn = ?", (arn,)
+        )
+
+    def list_activities(self, after: str | None, limit: int) -> list[ActivityRecord]:
+        query = _select("activities", ActivityRecord) + " WHERE arn > ? ORDER BY arn LIMIT ?"
+        return self._all(ActivityRecord, query, (after or "", limit))
+
+    def delete_activity(self, arn: str) -> None:
+        self._run("DELETE FROM activities WHERE arn = ?", (arn,))
+
+    def set_tags(self, resource_arn: str, tags: dict[str, str]) -> None:
+        self.remove_tags(resource_arn, list(tags))
+        self._many(
+            "INSERT INTO tags (resource_arn, key, value) VALUES (?, ?, ?)",
+            [(resource_arn, k, v) for k, v in tags.items()],
+        )
+
+    def remove_tags(self, resource_arn: str, keys: Sequence[str]) -> None:
+        self._many(
+            "DELETE FROM tags WHERE resource_arn = ? AND key = ?", [(resource_arn, k) for k in keys]
+        )
+
+    def list_tags(self, resource_arn: str) -> dict[str, str]:
+        rows = self._run(
+            "SELECT key, value FROM tags WHERE resource_arn = ? ORDER BY key", (resource_arn,)
+        )
+        return {str(k): str(v) for k, v in rows}
+
+    # ------------------------------------------------------------------ executions
+
+    def insert_execution(self, record: ExecutionRecord) -> None:
+        self._run(_insert("executions", ExecutionRecord), _values(record))
+
+    def get_execution(self, arn: str) -> ExecutionRecord | None:
+        query = _select("executions", ExecutionRecord) + " WHERE arn = ?"
+        return self._one(ExecutionRecord, query, (arn,))
+
+    def update_execution(self, record: ExecutionRecord) -> None:
+        names = [n for n in _columns(ExecutionRecord) if n != "arn"]
+        assignments = ", ".join(f"{n} = ?" for n in names)
+        params = [getattr(record, n) for n in names] + [record.arn]
+        self._run(f"UPDATE executions SET {assignments} WHERE arn = ?", params)
+
+    def list_executions(
+        self,
+        *,
+        machine_arn: str | None,
+        status: str | None,
+        before: tuple[float, str] | None,
+        limit: int,
+    ) -> list[ExecutionRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if machine_arn is not None:
+            clauses.append("machine_arn = ?")
+            params.append(machine_arn)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if before is not None:
+            clauses.append("(started_at < ? OR (started_at = ? AND arn < ?))")
+            params.extend([before[0], before[0], before[1]])
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = (
+            _select("executions", ExecutionRecord)
+            + where
+            + " ORDER BY started_at DESC, arn DESC LIMIT ?"
+        )
+        return self._all(ExecutionRecord, query, [*params, limit])
+
+    def append_events(self, events: Sequence[EventRecord]) -> None:
+        self._many(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            [_values(e) for e in events],
+        )
+
+    def list_events(
+        self, execution_arn: str, *, after_id: int, limit: int, reverse: bool
+    ) -> list[EventRecord]:
+        if reverse:
+            query = (
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE execution_arn = ? AND id < ? "
+                "ORDER BY id DESC LIMIT ?"
+            )
+            bound = after_id if after_id > 0 else 2**62
+            return self._all(EventRecord, query, (execution_arn, bound, limit))
+        query = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE execution_arn = ? AND id > ? "
+            "ORDER BY id LIMIT ?"
+        )
+        return self._all(EventRecord, query, (execution_arn, after_id, limit))
+
+    # ------------------------------------------------------------------ work
+
+    def add_signals(self, signals: Sequence[tuple[str, float, str]]) -> None:
+        self._many("INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)", signals)
+
+    def claim_executions(self, now: float, limit: int) -> list[ExecutionRecord]:
+        query = (
+            _select("executions", ExecutionRecord)
+            + " WHERE arn IN (SELECT DISTINCT execution_arn FROM signals WHERE due_at <= ?"
+            " ORDER BY execution_arn LIMIT ?)" + self._dialect.lock_clause
+        )
+        return self._all(ExecutionRecord, query, (now, limit))
+
+    def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]:
+        query = (
+            "SELECT id, execution_arn, due_at, body FROM signals "
+            "WHERE execution_arn = ? AND due_at <= ? ORDER BY due_at, id"
+        )
+        return self._all(SignalRecord, query, (execution_arn, now))
+
+    def delete_signals(self, ids: Sequence[int]) -> None:
+        self._many("DELETE FROM signals WHERE id = ?", [(i,) for i in ids])
+
+    def next_due(self) -> float | None:
+        rows = self._run("SELECT MIN(due_at) FROM signals")
+        value = rows[0][0] if rows else None
+        return float(value) if value is not None else None
+
+    def put_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        self._many(_insert("tasks", TaskRecord), [_values(t) for t in tasks])
+
+    def get_task(self, token: str) -> TaskRecord | None:
+        return self._one(TaskRecord, _select("tasks", TaskRecord) + " WHERE token = ?", (token,))
+
+    def set_task_status(
+        self, token: str, status: str, lease_until: float | None, worker: str | None
+    ) -> None:
+        self._run(
+            "UPDATE tasks SET status = ?, lease_until = ?, worker = ? WHERE token = ?",
+            (status, lease_until, worker, token),
+        )
+
+    def delete_tasks(self, tokens: Sequence[str]) -> None:
+        for chunk in batched(list(tokens), 500):
+            self._many("DELETE FROM tasks WHERE token = ?", [(t,) for t in chunk])
+
+    def claim_tasks(
+        self, kinds: Sequence[str], now: float, lease_until: float, worker: str, limit: int
+    ) -> list[TaskRecord]:
+        marks = ", ".join("?" * len(kinds))
+        query = (
+            _select("tasks", TaskRecord) + f" WHERE kind IN ({marks}) AND (status = 'ready' OR "
+            "(status = 'running' AND lease_until < ?)) ORDER BY created_at LIMIT ?"
+            + self._dialect.lock_clause
+        )
+        claimed = self._all(TaskRecord, query, [*kinds, now, limit])
+        self._many(
+            "UPDATE tasks SET status = 'running', lease_until = ?, worker = ? WHERE token = ?",
+            [(lease_until, worker, t.token) for t in claimed],
+        )
+        return claimed
+
+    def claim_activity_task(
+        self, activity_arn: str, lease_until: float, worker: str
+    ) -> TaskRecord | None:
+        query = (
+            _select("tasks", TaskRecord)
+            + " WHERE activity_arn = ? AND status = 'ready' ORDER BY created_at LIMIT 1"
+            + self._dialect.lock_clause
+        )
+        task = self._one(TaskRecord, query, (activity_arn,))
+        if task is not None:
+            self.set_task_status(task.token, "running", lease_until, worker)
+        return task
+
+
+def migrate(dialect: Dialect, run: Run) -> None:
+    """Apply every migration newer than the recorded version (caller holds a transaction)."""
+    run(
+        dialect.sql(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            f"applied_at {dialect.float} NOT NULL)"
+        ),
+        (),
+    )
+    rows = run("SELECT MAX(version) FROM schema_version", ())
+    current = rows[0][0] or 0
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        for statement in statements:
+            run(dialect.migration(statement), ())
+        run(
+            dialect.sql("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)"),
+            (version,),
+        )
