@@ -19,11 +19,12 @@ def open_store(url: str | None = None, *, base_dir: Path | None = None) -> Store
     if url is None:
         url = f"sqlite:///{(base_dir or Path.cwd()) / DEFAULT_SQLITE_PATH}"
     if url.startswith("sqlite:///"):
-        from dirigent.store.sqlite import SqliteStore
+        # Imported here so a SQLite user never pays for importing psycopg, and back.
+        from dirigent.store.sqlite import SqliteStore  # noqa: PLC0415
 
         return SqliteStore(url.removeprefix("sqlite:///") or DEFAULT_SQLITE_PATH)
     if url.startswith(("postgresql://", "postgres://")):
-        from dirigent.store.postgres import PostgresStore
+        from dirigent.store.postgres import PostgresStore  # noqa: PLC0415
 
         return PostgresStore(url)
     raise StoreError(
