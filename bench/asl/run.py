@@ -88,7 +88,7 @@ def measure_peer(workload: Workload, settings: Settings) -> Measurement:
 
 
 def count_transitions(history: list[Any]) -> int:
-    """Dirigent names them by state type: ``PassStateExited``, ``MapStateExited``, ..."""
+    """One per ``*StateExited`` event (``PassStateExited``, ``MapStateExited``, ...)."""
     return sum(1 for event in history if event.type.endswith("StateExited"))
 
 
