@@ -107,6 +107,7 @@ class Execution:
         self._invocations: dict[str, int] = {}
         self._now: datetime = info.start_time
         self._failed_by_aborted_task = False
+        self._redrive_point: dict[str, Any] | None = None
         self._events: list[HistoryEvent] = []
         self._commands: list[Command] = []
 
@@ -143,6 +144,7 @@ class Execution:
             "timers": {timer: list(entry) for timer, entry in self._timers.items()},
             "sequence": self._sequence,
             "invocations": self._invocations,
+            "redrive_point": self._redrive_point,
         }
 
     @classmethod
@@ -174,7 +176,39 @@ class Execution:
         }
         execution._sequence = snapshot["sequence"]
         execution._invocations = dict(snapshot["invocations"])
+        execution._redrive_point = snapshot.get("redrive_point")
         return execution
+
+    @property
+    def redrivable(self) -> bool:
+        return self.status in ("FAILED", "TIMED_OUT", "ABORTED") and bool(self._redrive_point)
+
+    def redrive(self, now: datetime) -> Step:
+        """Run again from the state that failed, as ``RedriveExecution`` does.
+
+        The top-level state that failed is entered again with the input it had;
+        the states before it are not run again. A Map or Parallel that failed
+        runs all its iterations or branches again.
+        """
+        self._now = now
+        self._events = []
+        self._commands = []
+        point = self._redrive_point
+        if not self.redrivable or point is None:
+            return Step([], [])
+        self.status = "RUNNING"
+        self.output = self.error = self.cause = None
+        self._redrive_point = None
+        redriven = self._emit(
+            "ExecutionRedriven", self._last_id(), {"redriveCount": self.info.redrive_count}
+        )
+        root = self._new_thread("", point["variables"], parent=None)
+        root.state_name = point["state"]
+        root.raw_input = point["input"]
+        root.prev_event = redriven.id
+        self._ready.append(root.id)
+        self._run_ready()
+        return Step(self._events, self._commands)
 
     def invocation_index(self, state_name: str) -> int:
         """How many times ``state_name`` has been invoked before (for mocks)."""
@@ -473,21 +507,23 @@ class Execution:
     # ------------------------------------------------------------------ tasks
 
     def _schedule_task(self, thread: Thread, state: TaskState, frame: Frame) -> None:
-        if thread.attempt == 0:
-            thread.arguments = dataflow.arguments(frame, thread.effective)
         resource = classify(state.resource)
         token = self._mint("task")
+        # Each attempt evaluates Parameters/Arguments afresh, as AWS does: they may
+        # read $$.State.RetryCount and, for .waitForTaskToken, this attempt's
+        # $$.Task.Token. The token is registered only once nothing can fail.
+        thread.token = token
+        try:
+            thread.arguments = dataflow.arguments(self._frame(thread), thread.effective)
+        finally:
+            thread.token = None
+        timeout = states.timeout_seconds(state, frame)
+        heartbeat = states.heartbeat_seconds(state, frame)
+        parameters = thread.arguments
         thread.token = token
         self._tokens[token] = thread.id
         invocation = self._invocations.get(state.name, 0)
         self._invocations[state.name] = invocation + 1
-        timeout = states.timeout_seconds(state, frame)
-        heartbeat = states.heartbeat_seconds(state, frame)
-        parameters = thread.arguments
-        if resource.wait_for_token:
-            # The token must be visible to the Parameters/Arguments evaluation.
-            frame = self._frame(thread)
-            parameters = dataflow.arguments(frame, thread.effective)
         details = taskevents.scheduled(resource, parameters, timeout, heartbeat)
         self._emit_on(thread, f"{resource.event_family}Scheduled", details)
         self._commands.append(
@@ -650,6 +686,9 @@ class Execution:
                 if fan.distributed:
                     self._emit_on(parent, "MapRunFailed", {})
                 parent.fanout_failed = True
+                if _has_threshold(fan) or fan.distributed:
+                    # A Map Run's failure tolerance (zero unless set) was exceeded.
+                    err = (failure.EXCEED_TOLERATED_FAILURE, _THRESHOLD_EXCEEDED)
                 self._fail_state(parent, err[0], err[1])
                 return
             fan.results[child.child_index] = {"Error": err[0], "Cause": err[1]}
@@ -660,13 +699,14 @@ class Execution:
             self._launch_children(parent)
 
     def _tolerated(self, fan: Fanout) -> bool:
-        if not fan.is_map:
+        # With both thresholds set, the Map fails as soon as either is exceeded.
+        if not fan.is_map or not _has_threshold(fan):
             return False
-        if fan.tolerated_count is not None and fan.failed <= fan.tolerated_count:
-            return True
+        if fan.tolerated_count is not None and fan.failed > fan.tolerated_count:
+            return False
         if fan.tolerated_percentage is not None and fan.items:
             return fan.failed * 100.0 / len(fan.items) <= fan.tolerated_percentage
-        return False
+        return True
 
     def _abort_children(self, parent: Thread) -> None:
         fan = parent.fanout
@@ -787,6 +827,7 @@ class Execution:
     def _finish_execution_failed(
         self, thread: Thread, error: str | None, cause: str | None
     ) -> None:
+        self._remember_redrive_point(thread)
         self.status = "FAILED"
         self.error, self.cause = error, cause
         details: dict[str, Any] = {}
@@ -798,7 +839,20 @@ class Execution:
         self._commands.append(Finish("FAILED", error=error, cause=cause))
         self._cancel_all()
 
+    def _remember_redrive_point(self, thread: Thread | None = None) -> None:
+        """Where a redrive resumes: the top-level state that was running, with its input."""
+        if thread is None or thread.parent is not None:
+            thread = next((t for t in self._threads.values() if t.parent is None), thread)
+        if thread is None or not thread.state_name:
+            return
+        self._redrive_point = {
+            "state": thread.state_name,
+            "input": thread.raw_input,
+            "variables": thread.variables,
+        }
+
     def _time_out_execution(self) -> None:
+        self._remember_redrive_point()
         self.status = "TIMED_OUT"
         self.error, self.cause = failure.TIMEOUT, None
         self._emit("ExecutionTimedOut", self._last_id(), {"error": failure.TIMEOUT})
@@ -809,6 +863,7 @@ class Execution:
         if self.status == "PENDING":
             self.status = "ABORTED"
             return
+        self._remember_redrive_point()
         self.status = "ABORTED"
         self.error, self.cause = error, cause
         details: dict[str, Any] = {}
@@ -882,6 +937,13 @@ class Execution:
 
 def thread_state(thread: Thread) -> State:
     return thread.machine.states[thread.state_name]
+
+
+_THRESHOLD_EXCEEDED = "The specified tolerated failure threshold was exceeded"
+
+
+def _has_threshold(fan: Fanout) -> bool:
+    return fan.tolerated_count is not None or fan.tolerated_percentage is not None
 
 
 def _wants_token(state: State) -> bool:

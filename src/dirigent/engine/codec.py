@@ -1,0 +1,59 @@
+"""Signals and commands as JSON text, for the signal queue and the task table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from dirigent.workflow.signals import (
+    ScheduleTask,
+    Signal,
+    Start,
+    Stop,
+    TaskFailed,
+    TaskHeartbeat,
+    TaskStarted,
+    TaskSucceeded,
+    TimerFired,
+)
+
+_SIGNALS: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (Start, Stop, TaskStarted, TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired)
+}
+
+#: a signal the engine itself interprets (it is not given to the core)
+REDRIVE = "Redrive"
+
+
+def encode_signal(signal: Signal) -> str:
+    return json.dumps({"type": type(signal).__name__, **asdict(signal)})
+
+
+def encode_redrive() -> str:
+    return json.dumps({"type": REDRIVE})
+
+
+def decode_signal(text: str) -> Signal | str:
+    """The signal, or the name of an engine-level signal such as :data:`REDRIVE`."""
+    data = json.loads(text)
+    kind = data.pop("type")
+    if kind == REDRIVE:
+        return REDRIVE
+    cls = _SIGNALS[kind]
+    signal: Signal = cls(**data)
+    return signal
+
+
+def encode_task(command: ScheduleTask) -> str:
+    return json.dumps(asdict(command))
+
+
+def decode_task(text: str) -> ScheduleTask:
+    return ScheduleTask(**json.loads(text))
+
+
+def epoch(moment: datetime) -> float:
+    return moment.timestamp()

@@ -1,0 +1,358 @@
+"""Executions: start, look at, stop and redrive them; answer their tasks.
+
+``StartExecution`` writes the execution and its start signal in one
+transaction and returns; a worker advances it from there. Stop and redrive run
+their transition in the caller's transaction, so their effect is visible the
+moment the call returns, as on AWS. Task callbacks (``SendTask*``) enqueue a
+signal for the execution that owns the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from dirigent.asl.jsontext import size_in_bytes
+from dirigent.engine import codec
+from dirigent.engine.arns import Arns, check_name
+from dirigent.engine.catalog import Catalog, when
+from dirigent.engine.errors import (
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
+    ExecutionNotRedrivable,
+    InvalidArn,
+    InvalidExecutionInput,
+    InvalidOutput,
+    InvalidToken,
+    TaskDoesNotExist,
+    ValidationException,
+)
+from dirigent.engine.transitions import Context, Outcome, advance
+from dirigent.store.port import Conflict, Store, Transaction
+from dirigent.store.records import EventRecord, ExecutionRecord
+from dirigent.workflow.history import detail_key
+from dirigent.workflow.signals import Start, Stop, TaskFailed, TaskHeartbeat, TaskSucceeded
+
+PAYLOAD_LIMIT = 256 * 1024
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+#: AWS lets an execution be redriven for 14 days after it stopped
+REDRIVE_WINDOW = 14 * 24 * 3600
+
+
+def parse_payload(text: object, field: str, error: type[Exception]) -> Any:
+    if text is None:
+        text = "{}"
+    if not isinstance(text, str):
+        raise error(f"Invalid {field}: expected a JSON string")
+    if len(text.encode("utf-8")) > PAYLOAD_LIMIT:
+        raise error(
+            f"Invalid {field}: the {field} is {len(text.encode('utf-8'))} bytes; "
+            f"at most {PAYLOAD_LIMIT} bytes (256 KiB) are allowed"
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"Invalid {field}: '{exc.msg} at line {exc.lineno}, column {exc.colno}'"
+        ) from exc
+
+
+def _encode_token(value: tuple[float, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(value)).encode()).decode()
+
+
+def _decode_token(token: object) -> tuple[float, str] | None:
+    if token is None:
+        return None
+    try:
+        started, arn = json.loads(base64.urlsafe_b64decode(str(token).encode()))
+        return float(started), str(arn)
+    except (ValueError, TypeError) as exc:
+        raise ValidationException("Invalid nextToken") from exc
+
+
+class Executions:
+    def __init__(  # noqa: PLR0917 - wired once, in Engine
+        self,
+        store: Store,
+        arns: Arns,
+        catalog: Catalog,
+        clock: Callable[[], float],
+        transition_context: Callable[[], Context],
+        wake: Callable[[], None],
+        pick: Callable[[list[float]], int],
+    ) -> None:
+        self.store = store
+        self.arns = arns
+        self.catalog = catalog
+        self.clock = clock
+        self.transition_context = transition_context
+        self.wake = wake
+        self.pick = pick
+
+    # ------------------------------------------------------------------ start
+
+    def start_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        text = request.get("input", "{}")
+        execution_input = parse_payload(text, "input", InvalidExecutionInput)
+        canonical = json.dumps(execution_input)
+        name = request.get("name")
+        name = check_name(name) if name is not None else secrets.token_hex(16)
+        now = self.clock()
+        with self.store.transaction() as tx:
+            machine, definition, role, started_with = self.catalog.resolve_target(
+                tx, request.get("stateMachineArn"), self.pick
+            )
+            arn = self.arns.execution(machine.name, name)
+            existing = tx.get_execution(arn)
+            if existing is not None:
+                # AWS: the same name and input while it runs returns the same execution.
+                if existing.status == "RUNNING" and existing.input == canonical:
+                    return {"executionArn": arn, "startDate": when(existing.started_at)}
+                raise ExecutionAlreadyExists(f"Execution Already Exists: '{arn}'")
+            record = ExecutionRecord(
+                arn=arn,
+                machine_arn=machine.arn,
+                name=name,
+                status="RUNNING",
+                input=canonical,
+                started_at=now,
+                started_with=started_with,
+                definition=definition,
+                role_arn=role,
+                token_prefix=secrets.token_hex(12) + ":",
+                machine_type=machine.type,
+            )
+            self.insert(tx, record, now)
+        self.wake()
+        return {"executionArn": arn, "startDate": when(now)}
+
+    @staticmethod
+    def insert(tx: Transaction, record: ExecutionRecord, now: float) -> None:
+        try:
+            tx.insert_execution(record)
+        except Conflict as exc:
+            raise ExecutionAlreadyExists(f"Execution Already Exists: '{record.arn}'") from exc
+        tx.add_signals([(record.arn, now, codec.encode_signal(Start(json.loads(record.input))))])
+
+    # ------------------------------------------------------------------ reads
+
+    def execution(self, tx: Transaction, arn: object) -> ExecutionRecord:
+        if not isinstance(arn, str):
+            raise InvalidArn("Invalid Arn: 'executionArn is required'")
+        self.arns.parse(arn, ("execution", "express"))
+        record = tx.get_execution(arn)
+        if record is None:
+            raise ExecutionDoesNotExist(f"Execution Does Not Exist: '{arn}'")
+        return record
+
+    def describe_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        with self.store.transaction() as tx:
+            record = self.execution(tx, request.get("executionArn"))
+        return describe(record)
+
+    def describe_state_machine_for_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        with self.store.transaction() as tx:
+            record = self.execution(tx, request.get("executionArn"))
+            machine = tx.get_machine(record.machine_arn)
+        described: dict[str, Any] = {
+            "stateMachineArn": record.machine_arn,
+            "name": record.machine_arn.rsplit(":", 1)[-1],
+            "definition": record.definition,
+            "roleArn": record.role_arn,
+            "updateDate": when(machine.updated_at if machine else record.started_at),
+        }
+        if machine is not None:
+            described["revisionId"] = machine.revision_id
+        if record.started_with != record.machine_arn:
+            described["stateMachineVersionArn"] = record.started_with
+        return described
+
+    def list_executions(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        machine_arn = request.get("stateMachineArn")
+        status = request.get("statusFilter")
+        if status is not None and status not in STATUSES:
+            raise ValidationException(
+                f"1 validation error detected: Value '{status}' at 'statusFilter' failed to "
+                f"satisfy constraint: Member must satisfy enum value set: {list(STATUSES)}"
+            )
+        limit = request.get("maxResults", 0) or 100
+        if not isinstance(limit, int) or not 0 < limit <= 1000:
+            raise ValidationException("maxResults: expected 1 to 1000")
+        before = _decode_token(request.get("nextToken"))
+        with self.store.transaction() as tx:
+            if machine_arn is not None:
+                self.catalog.machine(tx, machine_arn)
+            rows = tx.list_executions(
+                machine_arn=machine_arn, status=status, before=before, limit=limit + 1
+            )
+        result: dict[str, Any] = {"executions": [summary(r) for r in rows[:limit]]}
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            result["nextToken"] = _encode_token((last.started_at, last.arn))
+        return result
+
+    def get_execution_history(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        limit = request.get("maxResults", 0) or 1000
+        if not isinstance(limit, int) or not 0 < limit <= 1000:
+            raise ValidationException("maxResults: expected 1 to 1000")
+        reverse = bool(request.get("reverseOrder", False))
+        include_data = request.get("includeExecutionData", True) is not False
+        token = request.get("nextToken")
+        try:
+            after = int(token) if token is not None else 0
+        except (TypeError, ValueError) as exc:
+            raise ValidationException("Invalid nextToken") from exc
+        with self.store.transaction() as tx:
+            record = self.execution(tx, request.get("executionArn"))
+            rows = tx.list_events(record.arn, after_id=after, limit=limit + 1, reverse=reverse)
+        result: dict[str, Any] = {"events": [event_shape(r, include_data) for r in rows[:limit]]}
+        if len(rows) > limit:
+            result["nextToken"] = str(rows[limit - 1].id)
+        return result
+
+    # ------------------------------------------------------------------ stop and redrive
+
+    def stop_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        error = request.get("error")
+        cause = request.get("cause")
+        now = self.clock()
+        outcome = Outcome()
+        with self.store.transaction() as tx:
+            record = self.execution(tx, request.get("executionArn"))
+            if record.status == "RUNNING":
+                record = advance(
+                    tx, record, now, self.transition_context(), outcome, extra=[Stop(error, cause)]
+                )
+        return {"stopDate": when(record.stopped_at or now)}
+
+    def redrive_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        now = self.clock()
+        outcome = Outcome()
+        with self.store.transaction() as tx:
+            record = self.execution(tx, request.get("executionArn"))
+            if record.status not in ("FAILED", "TIMED_OUT", "ABORTED"):
+                raise ExecutionNotRedrivable(
+                    f"Execution is {record.status}; only FAILED, TIMED_OUT or ABORTED "
+                    "executions can be redriven"
+                )
+            if record.stopped_at is not None and now - record.stopped_at > REDRIVE_WINDOW:
+                raise ExecutionNotRedrivable("Execution can no longer be redriven (14 days)")
+            if record.machine_type == "EXPRESS":
+                raise ExecutionNotRedrivable("Express executions cannot be redriven")
+            record = replace(
+                record, redrive_count=record.redrive_count + 1, redriven_at=now, stopped_at=None
+            )
+            record = advance(tx, record, now, self.transition_context(), outcome, redrive=True)
+            if record.status == "RUNNING":
+                record = replace(record, output=None, error=None, cause=None)
+                tx.update_execution(record)
+        self.wake()
+        return {"redriveDate": when(now)}
+
+    # ------------------------------------------------------------------ task callbacks
+
+    def _task_signal(self, token: object, make: Callable[[str], Any]) -> None:
+        if not isinstance(token, str) or not 1 <= len(token) <= 2048:
+            raise InvalidToken("Invalid Token: 'taskToken'")
+        now = self.clock()
+        with self.store.transaction() as tx:
+            task = tx.get_task(token)
+            if task is None:
+                raise TaskDoesNotExist(
+                    "Task Does Not Exist: the task token is unknown or the "
+                    "task has already finished"
+                )
+            signal = make(token)
+            if not isinstance(signal, TaskHeartbeat):
+                tx.delete_tasks([token])
+            tx.add_signals([(task.execution_arn, now, codec.encode_signal(signal))])
+        self.wake()
+
+    def send_task_success(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        output = parse_payload(request.get("output"), "output", InvalidOutput)
+        self._task_signal(request.get("taskToken"), lambda t: TaskSucceeded(t, output))
+        return {}
+
+    def send_task_failure(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        error, cause = request.get("error"), request.get("cause")
+        for value, field, limit in ((error, "error", 256), (cause, "cause", 32768)):
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                raise ValidationException(f"{field}: expected a string of at most {limit} chars")
+        self._task_signal(request.get("taskToken"), lambda t: TaskFailed(t, error, cause))
+        return {}
+
+    def send_task_heartbeat(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        self._task_signal(request.get("taskToken"), TaskHeartbeat)
+        return {}
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def summary(record: ExecutionRecord) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "executionArn": record.arn,
+        "stateMachineArn": record.machine_arn,
+        "name": record.name,
+        "status": record.status,
+        "startDate": when(record.started_at),
+    }
+    if record.stopped_at is not None:
+        shaped["stopDate"] = when(record.stopped_at)
+    if record.redrive_count:
+        shaped["redriveCount"] = record.redrive_count
+        if record.redriven_at is not None:
+            shaped["redriveDate"] = when(record.redriven_at)
+    if record.started_with != record.machine_arn:
+        key = (
+            "stateMachineVersionArn"
+            if record.started_with.rsplit(":", 1)[-1].isdigit()
+            else "stateMachineAliasArn"
+        )
+        shaped[key] = record.started_with
+    return shaped
+
+
+def describe(record: ExecutionRecord) -> dict[str, Any]:
+    shaped = summary(record)
+    shaped["input"] = record.input
+    shaped["inputDetails"] = {"included": True}
+    if record.status == "SUCCEEDED" and record.output is not None:
+        shaped["output"] = record.output
+        shaped["outputDetails"] = {"included": True}
+    if record.error is not None:
+        shaped["error"] = record.error
+    if record.cause is not None:
+        shaped["cause"] = record.cause
+    shaped["redriveCount"] = record.redrive_count
+    shaped["redriveStatus"] = (
+        "REDRIVABLE"
+        if record.status in ("FAILED", "TIMED_OUT", "ABORTED") and record.machine_type == "STANDARD"
+        else "NOT_REDRIVABLE"
+    )
+    return shaped
+
+
+def event_shape(record: EventRecord, include_data: bool = True) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "timestamp": when(record.timestamp),
+        "type": record.type,
+        "id": record.id,
+        "previousEventId": record.previous_id,
+    }
+    details = json.loads(record.details)
+    if details:
+        if not include_data:
+            for key in ("input", "output", "parameters"):
+                details.pop(key, None)
+        shaped[detail_key(record.type)] = details
+    return shaped
+
+
+def payload_size_ok(value: Any) -> bool:
+    return size_in_bytes(value) <= PAYLOAD_LIMIT

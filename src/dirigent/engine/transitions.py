@@ -1,0 +1,313 @@
+"""One durable transition: signals in, core folded, everything written in one transaction.
+
+:func:`advance` restores an execution from its snapshot, feeds it the signals
+that are due, and writes back in the caller's transaction the history events,
+the new snapshot, the timers and tasks the core asked for, and the removal of
+the signals it consumed. Either all of it commits or none of it does, so a
+crash at any point leaves the execution exactly as it was before or after the
+transition, never in between, and no signal is applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from dirigent.asl.model import StateMachine
+from dirigent.asl.parser import parse_definition
+from dirigent.asl.scope import Entropy
+from dirigent.engine import codec
+from dirigent.engine.errors import ServiceError
+from dirigent.store.port import Transaction
+from dirigent.store.records import EventRecord, ExecutionRecord, TaskRecord
+from dirigent.workflow.context import ExecutionInfo
+from dirigent.workflow.execution import HISTORY_LIMIT, Execution
+from dirigent.workflow.signals import (
+    CancelTask,
+    Command,
+    Finish,
+    ScheduleTask,
+    Signal,
+    StartTimer,
+    Stop,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    TimerFired,
+)
+
+#: task kinds this engine runs itself, in its worker pool
+LOCAL_KINDS = ("lambda", "lambda:invoke", "http")
+
+
+@lru_cache(maxsize=256)
+def machine_for(definition: str) -> StateMachine:
+    """Definitions are parsed once per process; they are immutable once stored."""
+    return parse_definition(definition)
+
+
+def info_for(record: ExecutionRecord) -> ExecutionInfo:
+    return ExecutionInfo(
+        execution_arn=record.arn,
+        name=record.name,
+        state_machine_arn=record.machine_arn,
+        state_machine_name=record.machine_arn.rsplit(":", 1)[-1],
+        start_time=datetime.fromtimestamp(record.started_at, UTC),
+        input=json.loads(record.input),
+        role_arn=record.role_arn,
+        redrive_count=record.redrive_count,
+    )
+
+
+def load(record: ExecutionRecord, entropy: Entropy) -> Execution:
+    machine = machine_for(record.definition)
+    info = info_for(record)
+    if record.snapshot is None:
+        return Execution(
+            machine, info, entropy=entropy, token_prefix=record.token_prefix, keep_history=False
+        )
+    return Execution.restore(
+        machine,
+        info,
+        json.loads(record.snapshot),
+        entropy=entropy,
+        token_prefix=record.token_prefix,
+    )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a batch of transitions left for the shell to do after commit."""
+
+    #: tasks this node claimed and must now run
+    local_tasks: list[TaskRecord] = field(default_factory=list)
+    #: executions that received new signals due now (advance them again soon)
+    touched: set[str] = field(default_factory=set)
+    advanced: int = 0
+    finished: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a transition needs from the engine around it."""
+
+    worker: str
+    entropy: Entropy
+    lease_seconds: float
+    start_child: Callable[[Transaction, ExecutionRecord, ScheduleTask, float, Outcome], None]
+
+
+def advance(
+    tx: Transaction,
+    record: ExecutionRecord,
+    now: float,
+    ctx: Context,
+    outcome: Outcome,
+    *,
+    extra: Sequence[Signal] = (),
+    redrive: bool = False,
+) -> ExecutionRecord:
+    """Apply every due signal (and ``extra``) to one execution, inside ``tx``."""
+    due = tx.due_signals(record.arn, now)
+    execution = load(record, ctx.entropy)
+    moment = datetime.fromtimestamp(now, UTC)
+    events = []
+    commands: list[Command] = []
+    signals: list[Signal | str] = [codec.decode_signal(s.body) for s in due]
+    signals.extend(extra)
+    if redrive:
+        signals.insert(0, codec.REDRIVE)
+    for signal in signals:
+        if signal == codec.REDRIVE:
+            step = execution.redrive(moment)
+        elif isinstance(signal, str):
+            continue
+        else:
+            step = execution.handle(signal, moment)
+        events.extend(step.events)
+        commands.extend(step.commands)
+        if execution.event_count > HISTORY_LIMIT and not execution.finished:
+            # AWS's hard quota: an execution may not grow past 25,000 events.
+            step = execution.handle(
+                Stop(
+                    "States.Runtime",
+                    f"The execution reached the maximum number of "
+                    f"history events ({HISTORY_LIMIT}).",
+                ),
+                moment,
+            )
+            events.extend(step.events)
+            commands.extend(step.commands)
+    tx.delete_signals([s.id for s in due])
+    tx.append_events(
+        [
+            EventRecord(
+                record.arn,
+                e.id,
+                e.previous_event_id,
+                e.timestamp.timestamp(),
+                e.type,
+                json.dumps(e.details, separators=(",", ":")),
+            )
+            for e in events
+        ]
+    )
+    updated = replace(
+        record,
+        status=execution.status if execution.status != "PENDING" else "RUNNING",
+        snapshot=json.dumps(execution.snapshot(), separators=(",", ":")),
+        event_count=execution.event_count,
+    )
+    _carry_out(tx, updated, commands, now=now, ctx=ctx, outcome=outcome)
+    for command in commands:
+        if isinstance(command, Finish):
+            updated = replace(
+                updated,
+                output=None
+                if command.output is None and command.status != "SUCCEEDED"
+                else json.dumps(command.output),
+                error=command.error,
+                cause=command.cause,
+                stopped_at=now,
+            )
+            outcome.finished.append(record.arn)
+            _notify_parent(tx, updated, command, now, outcome)
+    tx.update_execution(updated)
+    outcome.advanced += 1
+    return updated
+
+
+def _carry_out(
+    tx: Transaction,
+    record: ExecutionRecord,
+    commands: Sequence[Command],
+    *,
+    now: float,
+    ctx: Context,
+    outcome: Outcome,
+) -> None:
+    timers: list[tuple[str, float, str]] = []
+    tasks: list[TaskRecord] = []
+    cancelled: list[str] = []
+    for command in commands:
+        if isinstance(command, StartTimer):
+            timers.append(
+                (record.arn, command.due.timestamp(), codec.encode_signal(_timer(command)))
+            )
+        elif isinstance(command, CancelTask):
+            cancelled.append(command.token)
+        elif isinstance(command, ScheduleTask):
+            if command.kind == "states:startExecution":
+                ctx.start_child(tx, record, command, now, outcome)
+            elif command.kind in LOCAL_KINDS:
+                task = TaskRecord(
+                    command.token,
+                    record.arn,
+                    command.kind,
+                    codec.encode_task(command),
+                    "running",
+                    now,
+                    lease_until=now + ctx.lease_seconds,
+                    worker=ctx.worker,
+                )
+                tasks.append(task)
+                outcome.local_tasks.append(task)
+            elif command.kind == "activity":
+                tasks.append(
+                    TaskRecord(
+                        command.token,
+                        record.arn,
+                        "activity",
+                        codec.encode_task(command),
+                        "ready",
+                        now,
+                        activity_arn=command.resource,
+                    )
+                )
+            else:
+                timers.append(
+                    (
+                        record.arn,
+                        now,
+                        codec.encode_signal(
+                            TaskFailed(
+                                command.token,
+                                "States.Runtime",
+                                f"Dirigent does not run the AWS service integration "
+                                f"{command.resource!r}; use a function, an activity, an HTTP "
+                                "task or a child execution.",
+                            )
+                        ),
+                    )
+                )
+                outcome.touched.add(record.arn)
+    tx.add_signals(timers)
+    tx.put_tasks(tasks)
+    if cancelled:
+        tx.delete_tasks(cancelled)
+        outcome.local_tasks[:] = [t for t in outcome.local_tasks if t.token not in cancelled]
+
+
+def _timer(command: StartTimer) -> Signal:
+    return TimerFired(command.timer_id)
+
+
+def _notify_parent(
+    tx: Transaction, child: ExecutionRecord, finish: Finish, now: float, outcome: Outcome
+) -> None:
+    """A ``.sync`` child has ended: its parent's task gets the result."""
+    if child.parent_arn is None or child.parent_token is None:
+        return
+    task = tx.get_task(child.parent_token)
+    sync = "sync"
+    if task is not None:
+        sync = codec.decode_task(task.command).sync or "sync"
+        tx.delete_tasks([child.parent_token])
+    described = describe_for_parent(child, finish, now, parse_output=sync == "sync:2")
+    signal: Signal
+    if finish.status == "SUCCEEDED":
+        signal = TaskSucceeded(child.parent_token, described)
+    else:
+        error = (
+            "States.TaskFailed"
+            if finish.status == "FAILED"
+            else ("States.Timeout" if finish.status == "TIMED_OUT" else "States.TaskFailed")
+        )
+        signal = TaskFailed(child.parent_token, error, json.dumps(described))
+    tx.add_signals([(child.parent_arn, now, codec.encode_signal(signal))])
+    outcome.touched.add(child.parent_arn)
+
+
+def describe_for_parent(
+    child: ExecutionRecord, finish: Finish, now: float, *, parse_output: bool
+) -> dict[str, Any]:
+    """The DescribeExecution-shaped result ``.sync`` integrations return."""
+    result: dict[str, Any] = {
+        "ExecutionArn": child.arn,
+        "StateMachineArn": child.machine_arn,
+        "Name": child.name,
+        "Status": finish.status,
+        "StartDate": int(child.started_at * 1000),
+        "StopDate": int(now * 1000),
+        "Input": json.loads(child.input) if parse_output else child.input,
+        "InputDetails": {"Included": True},
+    }
+    if finish.status == "SUCCEEDED":
+        result["Output"] = finish.output if parse_output else json.dumps(finish.output)
+        result["OutputDetails"] = {"Included": True}
+    if finish.error is not None:
+        result["Error"] = finish.error
+    if finish.cause is not None:
+        result["Cause"] = finish.cause
+    return result
+
+
+def started_signal(token: str, worker: str | None = None) -> str:
+    return codec.encode_signal(TaskStarted(token, worker))
+
+
+__all__ = ["LOCAL_KINDS", "Context", "Outcome", "ServiceError", "advance", "load"]

@@ -1,0 +1,184 @@
+"""The worker loop: claim due executions, advance them, run the tasks they ask for.
+
+One iteration is one transaction: the results of tasks this node finished
+since the last iteration are enqueued as signals, then every execution with a
+due signal (up to a batch) is claimed and advanced. Many transitions share one
+commit, so throughput does not stop at one fsync per transition, and a task's
+result reaches its execution in the same transaction that advances it.
+
+Tasks this node claimed run in a thread pool. If the node dies, their leases
+expire and any node claims them again (delivery is at least once; the
+idempotency key makes a repeat recognisable to the service).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from dirigent.engine import codec
+from dirigent.engine.dispatch import Resolver, run_task
+from dirigent.engine.functions import FunctionRegistry
+from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, advance
+from dirigent.store.port import Store
+from dirigent.store.records import TaskRecord
+from dirigent.workflow.signals import TaskFailed
+
+log = logging.getLogger("dirigent.engine")
+
+
+@dataclass
+class _Finished:
+    """A task this node ran: its signals, and whether its row is done with."""
+
+    task: TaskRecord
+    bodies: list[str]
+    keep_waiting: bool
+
+
+@dataclass
+class WorkerStats:
+    transitions: int = 0
+    commits: int = 0
+    tasks_run: int = 0
+    iterations: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        context: Context,
+        functions: FunctionRegistry,
+        resolve: Resolver,
+        clock: Callable[[], float],
+        *,
+        batch: int = 128,
+        pool_size: int = 8,
+        idle_poll: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.context = context
+        self.functions = functions
+        self.resolve = resolve
+        self.clock = clock
+        self.batch = batch
+        self.idle_poll = idle_poll
+        self.stats = WorkerStats()
+        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="dirigent-task")
+        self._finished: list[_Finished] = []
+        self._finished_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reclaim_at = 0.0
+        self._submitted = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="dirigent-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def pending_results(self) -> bool:
+        with self._finished_lock:
+            return bool(self._finished) or self.stats.tasks_run < self._submitted
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                advanced, next_due = self.run_once()
+            except Exception:  # keep serving: the transaction rolled back, nothing is lost
+                log.exception("worker iteration failed; retrying")
+                time.sleep(0.1)
+                continue
+            if advanced:
+                continue
+            with self._finished_lock:
+                pending = bool(self._finished)
+            if pending:
+                continue
+            timeout = self.idle_poll
+            if next_due is not None:
+                timeout = max(0.0, min(timeout, next_due - self.clock()))
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def run_once(self) -> tuple[int, float | None]:
+        """One transaction's worth of work: ``(executions advanced, next due time)``."""
+        with self._finished_lock:
+            finished, self._finished = self._finished, []
+        now = self.clock()
+        outcome = Outcome()
+        try:
+            with self.store.transaction() as tx:
+                done = [f.task.token for f in finished if not f.keep_waiting]
+                tx.delete_tasks(done)
+                for item in finished:
+                    if item.keep_waiting:
+                        tx.set_task_status(item.task.token, "waiting", None, None)
+                tx.add_signals(
+                    [(f.task.execution_arn, now, body) for f in finished for body in f.bodies]
+                )
+                if now >= self._reclaim_at:
+                    # Tasks whose lease ran out (their node died) are run again here.
+                    outcome.local_tasks.extend(
+                        tx.claim_tasks(
+                            LOCAL_KINDS,
+                            now,
+                            now + self.context.lease_seconds,
+                            self.context.worker,
+                            self.batch,
+                        )
+                    )
+                    self._reclaim_at = now + 1.0
+                records = tx.claim_executions(now, self.batch)
+                for record in records:
+                    advance(tx, record, now, self.context, outcome)
+                next_due = tx.next_due()
+        except BaseException:
+            with self._finished_lock:
+                self._finished = finished + self._finished
+            raise
+        self.stats.iterations += 1
+        self.stats.transitions += outcome.advanced
+        if outcome.advanced or finished:
+            self.stats.commits += 1
+        for task in outcome.local_tasks:
+            self._submitted += 1
+            self._pool.submit(self._run, task)
+        return outcome.advanced, next_due
+
+    def _run(self, task: TaskRecord) -> None:
+        command = codec.decode_task(task.command)
+        try:
+            signals = run_task(command, self.functions, self.resolve, task.execution_arn)
+        except Exception as exc:  # a bug in a runner must not lose the task
+            log.exception("task %s failed to run", task.token)
+            signals = [TaskFailed(command.token, "States.Runtime", f"task runner failed: {exc}")]
+        finished = _Finished(
+            task=task,
+            bodies=[codec.encode_signal(s) for s in signals],
+            keep_waiting=command.wait_for_token and len(signals) <= 1,
+        )
+        with self._finished_lock:
+            self._finished.append(finished)
+        self.stats.tasks_run += 1
+        self._wake.set()
