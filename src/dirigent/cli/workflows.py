@@ -148,8 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _json_file(path: str) -> Any:
-    raw = _read(path)
+    # The strict loader: no duplicate keys, and no nesting deep enough to
+    # exhaust the stack of json's recursive decoder.
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON: {exc}") from exc
+        return load_json_text(_read(path))
+    except DefinitionError as exc:
+        raise InputError(f"{path}: {exc.diagnostics[0]}") from exc

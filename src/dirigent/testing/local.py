@@ -149,6 +149,8 @@ class _Driver:
         self._timers: list[tuple[datetime, int, str]] = []
         self._timer_seq = 0
         self._cancelled: set[str] = set()
+        #: invocations of each state so far, in the order the core scheduled them
+        self._invocations: dict[str, int] = {}
 
     def _clock(self) -> datetime:
         if self.virtual_time:
@@ -200,7 +202,11 @@ class _Driver:
 
     def _perform(self, task: ScheduleTask) -> None:
         self._signals.append(TaskStarted(task.token))
-        invocation = self.execution.invocation_index(task.state_name) - 1
+        # Counted here, one per ScheduleTask: the core may schedule several tasks of
+        # one state in a single step (Map iterations), so its running count at the
+        # end of the step would give them all the same index.
+        invocation = self._invocations.get(task.state_name, 0)
+        self._invocations[task.state_name] = invocation + 1
         if self.case is not None and self.case.mocks(task.state_name):
             response = self.case.response(task.state_name, invocation)
             if response is None:
