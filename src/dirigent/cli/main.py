@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from dirigent import __version__
-from dirigent.cli import workflows
+from dirigent.cli import runtime, workflows
 
 #: command modules, in the order their commands appear in ``--help``
-COMMAND_MODULES: tuple[ModuleType, ...] = (workflows,)
+COMMAND_MODULES: tuple[ModuleType, ...] = (workflows, runtime)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,7 +1,8 @@
-"""CPU and memory of a replica, read from ``/proc`` (Linux only).
+"""CPU, memory and identity of processes, read from ``/proc`` (Linux only).
 
-Readings are best effort: a process that is gone reads as None, never an
-error. This module only reads; it never signals or changes a process.
+Readings are best effort: a process that is gone (or not ours to read) reads
+as None, never an error. This module only reads; it never signals or changes
+a process.
 """
 
 from __future__ import annotations
@@ -37,3 +38,34 @@ def cpu_percent(before: Usage, after: Usage, elapsed: float) -> float:
     if elapsed <= 0:
         return 0.0
     return max(0.0, (after.cpu_seconds - before.cpu_seconds) / elapsed * 100.0)
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (field 22 of stat).
+
+    A pid and its start time together name one process for good: a recycled
+    pid has a later start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Processes whose environment holds ``name=value`` (those of other users are skipped)."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:
+            continue
+        if wanted in variables:
+            found.append(int(entry.name))
+    return found

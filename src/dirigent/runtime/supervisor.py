@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,12 @@ from dirigent.runtime.model import (
     Observed,
     Phase,
     ReplicaKey,
+    ReplicaState,
     RestartReplica,
     RetireReplica,
     StartReplica,
     StopReplica,
+    revision_of,
 )
 from dirigent.runtime.probes import ReplicaHealth, Role
 from dirigent.runtime.process import ReplicaProcess, RotatingLog
@@ -69,7 +72,24 @@ class ReplicaInfo:
     rss: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What an :meth:`Supervisor.apply` changed, by service name."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    rolled: tuple[str, ...]
+
+
 class Supervisor:
+    """Runs the replicas of one manifest; see the module docstring.
+
+    ``on_change`` is called after the loop carried out actions (a replica
+    started, stopped, exited), so the host can record what runs.
+    ``cgroup_for(spec, replica)`` answers the ``cgroup.procs`` file the
+    replica should join before it execs, or None.
+    """
+
     def __init__(
         self,
         manifest: Manifest,
@@ -79,10 +99,13 @@ class Supervisor:
         uniform: Callable[[], float],
         inherited_env: Mapping[str, str],
         on_action: Callable[[Action], None] | None = None,
+        on_change: Callable[[], None] | None = None,
+        cgroup_for: Callable[[Service, str], str | None] | None = None,
     ) -> None:
         self._base_dir, self._log_dir = base_dir, log_dir
         self._uniform, self._inherited = uniform, dict(inherited_env)
-        self._on_action = on_action
+        self._on_action, self._on_change, self._cgroup_for = on_action, on_change, cgroup_for
+        self._restarts: dict[str, int] = {}
         self._desired = {n: DesiredService(s, s.replicas) for n, s in manifest.services.items()}
         self._overrides: dict[str, int] = {}
         self.observed = Observed()
@@ -106,14 +129,52 @@ class Supervisor:
     def scale(self, service: str, replicas: int) -> None:
         """Run ``replicas`` copies until the next :meth:`apply` (the autoscaler steps aside)."""
         self._overrides[service] = replicas
-        self._desired[service] = DesiredService(self._desired[service].spec, replicas)
+        want = self._desired[service]
+        self._desired[service] = DesiredService(want.spec, replicas, want.revision)
         self._poke()
 
-    def apply(self, manifest: Manifest) -> None:
-        """Adopt a new manifest: changed services roll out, counts follow the manifest."""
-        self._overrides.clear()
-        self._desired = {n: DesiredService(s, s.replicas) for n, s in manifest.services.items()}
+    def restart(self, service: str) -> None:
+        """Replace every replica of ``service``, rolling as its ``rollout`` allows.
+
+        A restart is a rollout to a new revision of the same spec: reconcile
+        already knows how to replace replicas without dropping below
+        ``max_unavailable``.
+        """
+        want = self._desired[service]
+        count = self._restarts[service] = self._restarts.get(service, 0) + 1
+        revision = f"{revision_of(want.spec)}.{count}"
+        self._desired[service] = DesiredService(want.spec, want.replicas, revision)
         self._poke()
+
+    def apply(self, manifest: Manifest) -> Changes:
+        """Adopt a new manifest: changed services roll out, counts follow the manifest.
+
+        A service whose spec did not change keeps its revision (a restart's
+        too), so applying the same manifest twice rolls nothing.
+        """
+        self._overrides.clear()
+        desired = {}
+        rolled = []
+        for name, spec in manifest.services.items():
+            current = self._desired.get(name)
+            if current is not None and revision_of(current.spec) == revision_of(spec):
+                desired[name] = DesiredService(spec, spec.replicas, current.revision)
+            else:
+                desired[name] = DesiredService(spec, spec.replicas)
+                if current is not None:
+                    rolled.append(name)
+        changes = Changes(
+            added=tuple(sorted(set(desired) - set(self._desired))),
+            removed=tuple(sorted(set(self._desired) - set(desired))),
+            rolled=tuple(sorted(rolled)),
+        )
+        self._desired = desired
+        self._poke()
+        return changes
+
+    def services(self) -> dict[str, int]:
+        """Each service and the replicas it should run now (after scaling)."""
+        return {name: want.replicas for name, want in self._desired.items()}
 
     # ------------------------------------------------------------------ the loop
 
@@ -149,12 +210,16 @@ class Supervisor:
                 process.close()
 
     def _settle(self, now: float) -> None:
+        changed = False
         for _ in range(_MAX_PASSES):
             actions = reconcile(self._desired, self.observed, now, uniform=self._uniform)
             if not actions:
-                return
+                break
+            changed = True
             for action in actions:
                 self._carry_out(action, now)
+        if changed and self._on_change is not None:
+            self._on_change()
 
     def _poke(self) -> None:
         if self._wake is not None:
@@ -194,7 +259,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         service, slot, _ = key
         port = self._port(spec, slot)
-        log = RotatingLog(self._log_dir / f"{service}-{slot}.log")
+        log = RotatingLog(self._log_dir / f"{service}-{slot}.log", clock=time.time)
         try:
             env_file = {}
             if spec.env_file is not None:
@@ -204,12 +269,15 @@ class Supervisor:
                 spec, slot=slot, port=port, inherited=self._inherited, env_file=env_file
             )
             cwd = str(self._base_dir / spec.cwd) if spec.cwd else str(self._base_dir)
+            cgroup = self._cgroup_for(spec, f"{service}-{slot}") if self._cgroup_for else None
             self._processes[key] = ReplicaProcess(
                 launch,
                 cwd=cwd,
                 log=log,
                 on_exit=lambda code: self._exited(key, code),
                 loop=loop,
+                stop_signal=getattr(signal, spec.stop.signal),
+                join_cgroup=cgroup,
             )
         except (OSError, EnvFileError) as exc:
             # A replica that cannot even start is a failed replica: it backs off like a crash.
@@ -358,6 +426,15 @@ class Supervisor:
                 )
             )
         return sorted(rows, key=lambda row: (row.service, row.replica))
+
+    def processes(self) -> list[tuple[ReplicaState, int, int | None]]:
+        """Every replica with a process: its state, pid and port (for the host's records)."""
+        return [
+            (replica, process.pid, self._ports.get((replica.service, replica.slot)))
+            for replica in self.observed.replicas
+            if (process := self._processes.get(replica.key)) is not None
+            and process.exit_code is None
+        ]
 
     def pid_of(self, key: ReplicaKey) -> int | None:
         process = self._processes.get(key)
