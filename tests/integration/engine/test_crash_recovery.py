@@ -185,8 +185,7 @@ def test_three_postgres_nodes_share_1000_executions_and_survive_losing_one(
 ) -> None:
     store = open_store(postgres_url)
     arns = _start(Engine(store), 1000)
-    for _ in range(3):
-        nodes.append(Node(postgres_url, tmp_path / "node.log"))
+    nodes.extend(Node(postgres_url, tmp_path / "node.log") for _ in range(3))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if _statuses(store, arns).get("SUCCEEDED", 0) >= 300:
