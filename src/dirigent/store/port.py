@@ -9,7 +9,12 @@ each covered by the contract suite in ``tests/contract`` that every adapter
 passes.
 
 Errors: :class:`Conflict` when a unique key is taken; adapters translate their
-driver's exceptions into it so the engine never sees a driver type.
+driver's exceptions into it so the engine never sees a driver type. A single
+insert that conflicts writes nothing and leaves the transaction usable (read
+the existing row and go on); a batch that conflicts (events, signals, tasks,
+tags) may have written part of itself, so let its transaction roll back.
+:class:`StoreError` when the database cannot be reached or a transaction did
+not commit (connection lost, deadlock); the whole transaction may be retried.
 """
 
 from __future__ import annotations
@@ -86,10 +91,13 @@ class WorkTx(Protocol):
         ...
 
     def claim_executions(self, now: float, limit: int) -> list[ExecutionRecord]:
-        """Executions with a signal due by ``now``, locked for this transaction.
+        """Executions with a signal due by ``now``, longest waiting first, locked
+        for this transaction.
 
         Another transaction running at the same time never gets the same
         execution (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: one writer).
+        Read the signals with :meth:`due_signals` after the claim: a transaction
+        that committed a moment before may have consumed them already.
         """
         ...
 

@@ -5,6 +5,13 @@ between concurrent transactions). Claims lock rows with ``FOR UPDATE SKIP
 LOCKED``: a node that dies mid-transition holds its locks only until the
 database notices the connection is gone and rolls the transaction back, after
 which another node claims the same work; nothing is applied twice.
+
+A failed statement aborts a whole PostgreSQL transaction, where SQLite fails
+only the statement. So that a :class:`Conflict` leaves the transaction usable
+on both (``StartExecution`` reads the existing execution after one), every
+``INSERT`` runs with ``ON CONFLICT DO NOTHING`` and a row that was not written
+is reported as the conflict. A lost connection or an aborted transaction
+(deadlock, serialization failure) comes out as a :class:`StoreError`.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -22,6 +29,25 @@ from dirigent.store.sql import POSTGRES, SqlTransaction, migrate
 
 #: the advisory lock key that serializes migrations between nodes starting together
 _MIGRATION_LOCK = 0x0D1261E7
+
+_INSERT = "INSERT INTO "
+_SKIP_TAKEN = " ON CONFLICT DO NOTHING"
+
+
+def _skip_taken(statement: str) -> tuple[str, bool]:
+    """The statement with taken keys skipped, and whether it is an insert."""
+    if statement.startswith(_INSERT):
+        return statement + _SKIP_TAKEN, True
+    return statement, False
+
+
+def _conflict(statement: str) -> Conflict:
+    table = statement.removeprefix(_INSERT).split(" ", 1)[0]
+    return Conflict(f"a row with the same key exists already in {table}")
+
+
+def _lost(exc: psycopg.Error) -> NoReturn:
+    raise StoreError(f"the PostgreSQL transaction failed: {exc}") from exc
 
 
 class PostgresStore:
@@ -44,6 +70,7 @@ class PostgresStore:
                 raise StoreError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
             self._local.connection = connection
             with self._guard:
+                self._connections = [c for c in self._connections if not c.closed]
                 self._connections.append(connection)
         return connection
 
@@ -51,31 +78,50 @@ class PostgresStore:
     def _run(
         connection: psycopg.Connection[Any], statement: str, params: Sequence[Any]
     ) -> list[tuple[Any, ...]]:
+        statement, is_insert = _skip_taken(statement)
         try:
             cursor = connection.execute(statement, params, prepare=True)
-        except pg_errors.UniqueViolation as exc:
+            rows = cursor.fetchall() if cursor.description else []
+        except pg_errors.UniqueViolation as exc:  # only a concurrent insert gets here
             raise Conflict(str(exc)) from exc
-        return cursor.fetchall() if cursor.description else []
+        except psycopg.OperationalError as exc:
+            _lost(exc)
+        if is_insert and cursor.rowcount == 0:
+            raise _conflict(statement)
+        return rows
 
     @staticmethod
     def _run_many(
         connection: psycopg.Connection[Any], statement: str, rows: Sequence[Sequence[Any]]
     ) -> None:
+        statement, is_insert = _skip_taken(statement)
         try:
             with connection.cursor() as cursor:
                 cursor.executemany(statement, rows)
+                written = cursor.rowcount
         except pg_errors.UniqueViolation as exc:
             raise Conflict(str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            _lost(exc)
+        if is_insert and written < len(rows):
+            raise _conflict(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         connection = self._connection()
-        with connection.transaction():
-            yield SqlTransaction(
-                POSTGRES,
-                lambda sql, params: self._run(connection, sql, params),
-                lambda sql, rows: self._run_many(connection, sql, rows),
-            )
+        try:
+            with connection.transaction() as block:
+                yield SqlTransaction(
+                    POSTGRES,
+                    lambda sql, params: self._run(connection, sql, params),
+                    lambda sql, rows: self._run_many(connection, sql, rows),
+                )
+        except psycopg.OperationalError as exc:  # the commit itself, or a lost rollback
+            _lost(exc)
+        # psycopg ends a block quietly when its connection is already broken: a
+        # transition the engine believes durable must really have committed.
+        if block.status is not block.Status.COMMITTED:
+            raise StoreError(f"the PostgreSQL transaction did not commit ({block.status.value})")
 
     def close(self) -> None:
         with self._guard:

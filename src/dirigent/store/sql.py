@@ -31,7 +31,7 @@ R = TypeVar("R")
 class Dialect:
     name: str
     placeholder: str
-    #: appended to a SELECT that claims rows
+    #: appended to a SELECT that claims rows of ``{table}``
     lock_clause: str
     id_column: str
     blob: str
@@ -42,6 +42,9 @@ class Dialect:
             return statement
         return statement.replace("?", self.placeholder)
 
+    def lock(self, table: str) -> str:
+        return self.lock_clause.format(table=table)
+
     def migration(self, statement: str) -> str:
         return statement.format(id=self.id_column, blob=self.blob, float=self.float)
 
@@ -50,7 +53,7 @@ SQLITE = Dialect("sqlite", "?", "", "INTEGER PRIMARY KEY", "TEXT", "REAL")
 POSTGRES = Dialect(
     "postgresql",
     "%s",
-    " FOR UPDATE SKIP LOCKED",
+    " FOR UPDATE OF {table} SKIP LOCKED",
     "BIGSERIAL PRIMARY KEY",
     "TEXT",
     "DOUBLE PRECISION",
@@ -122,6 +125,15 @@ class SqlTransaction:
         return self._all(MachineRecord, query, (after or "", limit))
 
     def delete_machine(self, arn: str) -> None:
+        # The machine's tags go with it, and so do its versions' and aliases': a
+        # machine created again under the same name must not inherit them.
+        for table in ("state_machine_versions", "state_machine_aliases"):
+            self._run(
+                f"DELETE FROM tags WHERE resource_arn IN "
+                f"(SELECT arn FROM {table} WHERE machine_arn = ?)",
+                (arn,),
+            )
+        self._run("DELETE FROM tags WHERE resource_arn = ?", (arn,))
         self._run("DELETE FROM state_machines WHERE arn = ?", (arn,))
         self._run("DELETE FROM state_machine_versions WHERE machine_arn = ?", (arn,))
         self._run("DELETE FROM state_machine_aliases WHERE machine_arn = ?", (arn,))
@@ -142,6 +154,7 @@ class SqlTransaction:
 
     def delete_version(self, arn: str) -> None:
         self._run("DELETE FROM state_machine_versions WHERE arn = ?", (arn,))
+        self._run("DELETE FROM tags WHERE resource_arn = ?", (arn,))
 
     def put_alias(self, record: AliasRecord) -> None:
         self._run("DELETE FROM state_machine_aliases WHERE arn = ?", (record.arn,))
@@ -159,6 +172,7 @@ class SqlTransaction:
 
     def delete_alias(self, arn: str) -> None:
         self._run("DELETE FROM state_machine_aliases WHERE arn = ?", (arn,))
+        self._run("DELETE FROM tags WHERE resource_arn = ?", (arn,))
 
     def insert_activity(self, record: ActivityRecord) -> None:
         self._run(_insert("activities", ActivityRecord), _values(record))
@@ -174,6 +188,7 @@ class SqlTransaction:
 
     def delete_activity(self, arn: str) -> None:
         self._run("DELETE FROM activities WHERE arn = ?", (arn,))
+        self._run("DELETE FROM tags WHERE resource_arn = ?", (arn,))
 
     def set_tags(self, resource_arn: str, tags: dict[str, str]) -> None:
         self.remove_tags(resource_arn, list(tags))
@@ -263,10 +278,15 @@ class SqlTransaction:
         self._many("INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)", signals)
 
     def claim_executions(self, now: float, limit: int) -> list[ExecutionRecord]:
+        # Longest waiting first, so no execution starves behind others. The LIMIT
+        # sits on the locking query, not in a subquery: with SKIP LOCKED, rows
+        # another node holds are passed over and the next due ones taken instead.
+        columns = ", ".join(f"executions.{n}" for n in _columns(ExecutionRecord))
         query = (
-            _select("executions", ExecutionRecord)
-            + " WHERE arn IN (SELECT DISTINCT execution_arn FROM signals WHERE due_at <= ?"
-            " ORDER BY execution_arn LIMIT ?)" + self._dialect.lock_clause
+            f"SELECT {columns} FROM executions JOIN (SELECT execution_arn, MIN(due_at) AS due"
+            " FROM signals WHERE due_at <= ? GROUP BY execution_arn) AS ready"
+            " ON ready.execution_arn = executions.arn"
+            " ORDER BY ready.due, executions.arn LIMIT ?" + self._dialect.lock("executions")
         )
         return self._all(ExecutionRecord, query, (now, limit))
 
@@ -306,11 +326,13 @@ class SqlTransaction:
     def claim_tasks(
         self, kinds: Sequence[str], now: float, lease_until: float, worker: str, limit: int
     ) -> list[TaskRecord]:
+        if not kinds:
+            return []
         marks = ", ".join("?" * len(kinds))
         query = (
             _select("tasks", TaskRecord) + f" WHERE kind IN ({marks}) AND (status = 'ready' OR "
-            "(status = 'running' AND lease_until < ?)) ORDER BY created_at LIMIT ?"
-            + self._dialect.lock_clause
+            "(status = 'running' AND lease_until < ?)) ORDER BY created_at, token LIMIT ?"
+            + self._dialect.lock("tasks")
         )
         claimed = self._all(TaskRecord, query, [*kinds, now, limit])
         self._many(
@@ -324,8 +346,8 @@ class SqlTransaction:
     ) -> TaskRecord | None:
         query = (
             _select("tasks", TaskRecord)
-            + " WHERE activity_arn = ? AND status = 'ready' ORDER BY created_at LIMIT 1"
-            + self._dialect.lock_clause
+            + " WHERE activity_arn = ? AND status = 'ready' ORDER BY created_at, token LIMIT 1"
+            + self._dialect.lock("tasks")
         )
         task = self._one(TaskRecord, query, (activity_arn,))
         if task is not None:

@@ -20,6 +20,13 @@ from typing import Any
 from dirigent.store.port import Conflict, StoreError, Transaction
 from dirigent.store.sql import SQLITE, SqlTransaction, migrate
 
+#: the constraint failures that mean "the key is taken"; NOT NULL and CHECK are bugs
+_TAKEN = {sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE}
+
+
+def _translate(exc: sqlite3.IntegrityError) -> Exception:
+    return Conflict(str(exc)) if exc.sqlite_errorcode in _TAKEN else exc
+
 
 class SqliteStore:
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
@@ -51,13 +58,13 @@ class SqliteStore:
         try:
             return self._db.execute(statement, params).fetchall()
         except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
+            raise _translate(exc) from exc
 
     def _run_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
             self._db.executemany(statement, rows)
         except sqlite3.IntegrityError as exc:
-            raise Conflict(str(exc)) from exc
+            raise _translate(exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -68,7 +75,13 @@ class SqliteStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # A failed COMMIT leaves the transaction open; end it so the next can begin.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"the SQLite transaction did not commit: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
