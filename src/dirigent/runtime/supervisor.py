@@ -172,6 +172,10 @@ class Supervisor:
         self._poke()
         return changes
 
+    def revision(self, service: str) -> str:
+        """The revision replicas of ``service`` are rolled toward."""
+        return self._desired[service].revision
+
     def services(self) -> dict[str, int]:
         """Each service and the replicas it should run now (after scaling)."""
         return {name: want.replicas for name, want in self._desired.items()}
