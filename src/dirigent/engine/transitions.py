@@ -113,6 +113,9 @@ def advance(
 ) -> ExecutionRecord:
     """Apply every due signal (and ``extra``) to one execution, inside ``tx``."""
     due = tx.due_signals(record.arn, now)
+    if not due and not extra and not redrive:
+        # Another node consumed the signals between the claim and now.
+        return record
     execution = load(record, ctx.entropy)
     moment = datetime.fromtimestamp(now, UTC)
     events = []
