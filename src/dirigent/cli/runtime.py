@@ -44,6 +44,10 @@ from dirigent.runtime.procfs import start_ticks
 ANSWER_TIMEOUT = 30.0
 #: ``down`` waits for every grace period; this only bounds a wedged control plane
 DOWN_TIMEOUT = 600.0
+#: ``up --detach`` calls the app started once it stayed settled this long without a restart:
+#: a replica without a readiness probe counts as ready the moment it is spawned, and one that
+#: dies at start must not pass for a started service
+SETTLE_SECONDS = 1.0
 _Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
@@ -139,6 +143,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _await_detached(args: argparse.Namespace, paths: AppPaths, pid: int) -> int:
     deadline = time.monotonic() + args.timeout
     body: Mapping[str, object] = {}
+    settled_since: tuple[float, int] | None = None  # when, and the restarts counted then
     while time.monotonic() < deadline:
         finished, _status = os.waitpid(pid, os.WNOHANG)
         if finished:
@@ -150,16 +155,17 @@ def _await_detached(args: argparse.Namespace, paths: AppPaths, pid: int) -> int:
         except NotRunning:
             body = {}
         if body.get("settled"):
-            break
+            now, restarts = time.monotonic(), _restarts(body)
+            if settled_since is None or settled_since[1] != restarts:
+                settled_since = (now, restarts)
+            elif now - settled_since[0] >= SETTLE_SECONDS or _failing_services(body):
+                break
+        else:
+            settled_since = None
         time.sleep(0.05)
     for warning in _list(body.get("warnings")):
         print(f"dirigent: warning: {warning}", file=sys.stderr)
-    services = body.get("services")
-    failing = sorted(
-        name
-        for name, info in (services.items() if isinstance(services, dict) else ())
-        if isinstance(info, dict) and info.get("failing")
-    )
+    failing = _failing_services(body)
     print(f"dirigent: up in the background, pid {pid}; output in {paths.detached_log}")
     if failing:
         print(f"dirigent: failing: {', '.join(failing)} (see dirigent ps)", file=sys.stderr)
@@ -168,6 +174,22 @@ def _await_detached(args: argparse.Namespace, paths: AppPaths, pid: int) -> int:
         print("dirigent: not every replica is ready yet (see dirigent ps)", file=sys.stderr)
         return 1
     return 0
+
+
+def _service_infos(body: Mapping[str, object]) -> dict[str, dict[str, object]]:
+    services = body.get("services")
+    if not isinstance(services, dict):
+        return {}
+    return {name: info for name, info in services.items() if isinstance(info, dict)}
+
+
+def _failing_services(body: Mapping[str, object]) -> list[str]:
+    return sorted(name for name, info in _service_infos(body).items() if info.get("failing"))
+
+
+def _restarts(body: Mapping[str, object]) -> int:
+    counts = (info.get("restarts") for info in _service_infos(body).values())
+    return sum(count for count in counts if isinstance(count, int))
 
 
 def cmd_ps(args: argparse.Namespace) -> int:

@@ -51,6 +51,13 @@ class CgroupTree:
         with contextlib.suppress(OSError):
             (self.app_group / replica).rmdir()
 
+    def release_all(self) -> None:
+        """Remove every replica group once the replicas are gone (at ``down``)."""
+        with contextlib.suppress(OSError):
+            for group in self.app_group.iterdir():
+                if group.is_dir():
+                    self.release(group.name)
+
 
 def cpu_max(cores: float | None) -> str:
     """``cpu.max`` for a limit in cores: quota and period in microseconds, or no limit."""

@@ -174,6 +174,8 @@ class Host:
                 loop.remove_signal_handler(signum)
             with contextlib.suppress(FileNotFoundError):
                 self._paths.records.unlink()
+            if isinstance(self._cgroups, cgroups.CgroupTree):
+                self._cgroups.release_all()
             print(f"dirigent: {self._manifest.app} down", file=self._out)
             self._out.flush()
 
@@ -218,7 +220,13 @@ class Host:
             failing = any(
                 r.service == name and r.state in ("backoff", "crash-loop", "exited") for r in rows
             )
-            services[name] = {"desired": desired, "ready": ready, "failing": failing}
+            restarts = sum(r.restarts for r in rows if r.service == name)
+            services[name] = {
+                "desired": desired,
+                "ready": ready,
+                "failing": failing,
+                "restarts": restarts,
+            }
             settled = settled and (ready >= desired or failing)
         return {
             "pid": os.getpid(),

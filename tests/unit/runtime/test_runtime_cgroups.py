@@ -65,6 +65,13 @@ def test_release_removes_an_empty_group_and_tolerates_a_missing_one(tmp_path: Pa
     assert not (tmp_path / "web-0").exists()
 
 
+def test_release_all_removes_every_replica_group(tmp_path: Path) -> None:
+    for name in ("web-0", "web-1"):
+        (tmp_path / name).mkdir()
+    CgroupTree(tmp_path).release_all()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cpu_max_never_goes_below_the_kernels_one_millisecond_quota() -> None:
     assert cpu_max(0.001) == "1000 100000"
     assert cpu_max(1.5) == "150000 100000"
