@@ -1,0 +1,64 @@
+"""The ASGI application: ``/healthz``, the Step Functions protocol at ``/``, REST under ``/api/v1``.
+
+Starlette routes and uvicorn (on uvloop and httptools) speaks HTTP/1.1; we
+chose them over a home-made server because keep-alive, pipelining, streaming
+responses, slow clients and graceful shutdown are solved there and tested by
+many, while every decision that is ours (protocol, signatures, roles) lives in
+pure modules beside this one.
+
+This module must never start the engine or open the store: the composition
+root (:mod:`dirigent.app`) owns their lifetimes.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dirigent.api import rest, stepfunctions
+from dirigent.api.context import ApiContext
+
+
+def create_app(context: ApiContext) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def step_functions(request: Request) -> Response:
+        return await stepfunctions.handle(context, request)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        # Starlette's own 404/405 answers are plain text; keep every answer JSON.
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(status, "HttpError")
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return rest.error_response(code, str(detail), status)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/", step_functions, methods=["POST"]),
+            *rest.routes(context),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+def serve_http(context: ApiContext, host: str, port: int, log_level: str = "warning") -> None:
+    """Serve until SIGINT or SIGTERM; then stop accepting, let requests finish, return."""
+    config = uvicorn.Config(
+        create_app(context),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        access_log=False,
+        # Keep-alive beyond uvicorn's 5 s default: SDK clients reuse connections
+        # between calls that are often seconds apart.
+        timeout_keep_alive=65,
+    )
+    uvicorn.Server(config).run()
