@@ -1,0 +1,65 @@
+"""Pooled keep-alive connections to upstream endpoints.
+
+A connection that finished a response cleanly goes back to its endpoint's
+idle list and serves the next request to that endpoint; one that failed,
+timed out or was told to close is closed. Opening honours nothing but the
+timeout it is given: limits are the breaker's business, in the proxy.
+
+This module must never retry, choose an endpoint or look at a status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+
+from dirigent.mesh.http1 import MessageReader
+
+#: idle connections kept per endpoint; more are closed when given back
+MAX_IDLE = 64
+
+
+@dataclass(slots=True)
+class Connection:
+    address: tuple[str, int]
+    reader: MessageReader
+    writer: asyncio.StreamWriter
+    served: int = 0
+    reused: bool = False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+class Pool:
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], deque[Connection]] = {}
+
+    async def acquire(self, host: str, port: int) -> Connection:
+        """An idle connection to the endpoint, or a new one (OSError if it cannot be made)."""
+        idle = self._idle.get((host, port))
+        while idle:
+            connection = idle.pop()
+            if not connection.writer.is_closing() and not connection.reader.eof:
+                connection.reused = True
+                return connection
+            connection.close()
+        stream_reader, writer = await asyncio.open_connection(host, port)
+        return Connection((host, port), MessageReader(stream_reader, responses=True), writer)
+
+    def release(self, connection: Connection) -> None:
+        connection.served += 1
+        idle = self._idle.setdefault(connection.address, deque())
+        if len(idle) >= MAX_IDLE or connection.writer.is_closing():
+            connection.close()
+        else:
+            idle.append(connection)
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
