@@ -5,9 +5,11 @@
   (virtual time, the engine's registered functions), reported as AWS reports it.
 - ``ListMapRuns`` / ``DescribeMapRun``: read from the ``MapRun*`` events the
   workflow core writes into an execution's history. Dirigent runs a distributed
-  Map's items inside the parent execution, so there are no child executions:
-  ``executionCounts`` mirror ``itemCounts`` and concurrency and tolerance
-  figures come from the definition where it states them literally.
+  Map's items inside the parent execution without per-item events, so there
+  are no child executions and item outcomes are not recorded: counts put every
+  item under the run's status, ``executionCounts`` mirror ``itemCounts``, and
+  concurrency and tolerance come from the definition where it states them
+  literally. ``UpdateMapRun`` is not offered.
 
 This module must never write to the store: each action here only reads, or
 runs in memory.
@@ -231,27 +233,40 @@ def _map_state(machine: StateMachine, name: str) -> MapState | None:
     return None
 
 
-def _count(
-    events: list[EventRecord], start: EventRecord, end: EventRecord | None
-) -> dict[str, int]:
-    window = [e for e in events if e.id > start.id and (end is None or e.id < end.id)]
-    started = sum(e.type == "MapIterationStarted" for e in window)
-    succeeded = sum(e.type == "MapIterationSucceeded" for e in window)
-    failed = sum(e.type == "MapIterationFailed" for e in window)
-    aborted = sum(e.type == "MapIterationAborted" for e in window)
-    running = max(started - succeeded - failed - aborted, 0)
-    return {
-        "pending": 0,
-        "running": running,
-        "succeeded": succeeded,
-        "failed": failed,
-        "timedOut": 0,
-        "aborted": aborted,
-        "total": started,
-        "resultsWritten": succeeded,
-        "failuresNotRedrivable": 0,
-        "pendingRedrive": 0,
-    }
+def _count(events: list[EventRecord], start: EventRecord, status: str) -> dict[str, int]:
+    """Item counts as far as the history tells them.
+
+    The core runs a distributed Map's items silently (no per-item events), so
+    only the item total (``MapStateStarted``'s ``length``) and the run's end are
+    known: every item is counted under the run's status. A run that failed with
+    tolerated failures, or one half done, is therefore reported coarsely.
+    """
+    total = 0
+    for event in events:
+        if event.type == "MapStateStarted" and event.id < start.id:
+            total = int(json.loads(event.details).get("length", 0))
+    counts = dict.fromkeys(
+        (
+            "pending",
+            "running",
+            "succeeded",
+            "failed",
+            "timedOut",
+            "aborted",
+            "resultsWritten",
+            "failuresNotRedrivable",
+            "pendingRedrive",
+        ),
+        0,
+    )
+    key = {"RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed"}.get(
+        status, "aborted"
+    )
+    counts[key] = total
+    counts["total"] = total
+    if status == "SUCCEEDED":
+        counts["resultsWritten"] = total
+    return counts
 
 
 def describe_map_run(engine: Engine, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,7 +292,7 @@ def describe_map_run(engine: Engine, request: Mapping[str, Any]) -> dict[str, An
         }[end.type if end else None]
         if status == "RUNNING" and record.status != "RUNNING":
             status = "ABORTED" if record.status == "ABORTED" else "FAILED"
-        counts = _count(events, start, end)
+        counts = _count(events, start, status)
         described: dict[str, Any] = {
             "mapRunArn": map_run_arn,
             "executionArn": execution_arn,
