@@ -370,6 +370,14 @@ def test_an_updated_execution_reads_back_updated(store: Store) -> None:
         assert tx.get_execution(record.arn) == done
 
 
+def test_updating_an_execution_keeps_what_never_changes_after_its_start(store: Store) -> None:
+    record = execution("a")
+    write(store, lambda tx: tx.insert_execution(record))
+    write(store, lambda tx: tx.update_execution(replace(record, input='"other"', status="FAILED")))
+    with store.transaction() as tx:
+        assert tx.get_execution(record.arn) == replace(record, status="FAILED")
+
+
 def test_an_execution_name_taken_on_the_machine_conflicts(store: Store) -> None:
     first = execution("a")
     write(store, lambda tx: tx.insert_execution(first))

@@ -14,7 +14,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dirigent.asl.scope import Entropy
@@ -75,6 +75,7 @@ class Engine:
             worker=self.node,
             entropy=self.entropy,
             lease_seconds=self.settings.lease_seconds,
+            runs_tasks=False,
             start_child=self._start_child,
         )
         self.worker = Worker(
@@ -93,20 +94,26 @@ class Engine:
             self.catalog,
             clock,
             lambda: self.context,
-            self.worker.wake,
+            self.worker.accept,
             self._pick,
         )
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self._run_tasks_here()
         self.worker.start()
+
+    def _run_tasks_here(self) -> None:
+        self.context = replace(self.context, runs_tasks=True)
+        self.worker.context = self.context
 
     def stop(self) -> None:
         self.worker.stop()
 
     def run_until_idle(self, timeout: float = 10.0) -> None:
         """Advance in this thread until no work is due now (tests and tools)."""
+        self._run_tasks_here()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             advanced, _ = self.worker.run_once()

@@ -89,6 +89,8 @@ class Outcome:
     touched: set[str] = field(default_factory=set)
     advanced: int = 0
     finished: list[str] = field(default_factory=list)
+    #: timers were set (the loop must look again at when to wake)
+    timers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,9 @@ class Context:
     worker: str
     entropy: Entropy
     lease_seconds: float
+    #: whether this node runs the local tasks it schedules (a node that only
+    #: serves the API leaves them for the nodes whose workers run)
+    runs_tasks: bool
     start_child: Callable[[Transaction, ExecutionRecord, ScheduleTask, float, Outcome], None]
 
 
@@ -206,7 +211,7 @@ def _carry_out(
         elif isinstance(command, ScheduleTask):
             if command.kind == "states:startExecution":
                 ctx.start_child(tx, record, command, now, outcome)
-            elif command.kind in LOCAL_KINDS:
+            elif command.kind in LOCAL_KINDS and ctx.runs_tasks:
                 task = TaskRecord(
                     command.token,
                     record.arn,
@@ -219,6 +224,17 @@ def _carry_out(
                 )
                 tasks.append(task)
                 outcome.local_tasks.append(task)
+            elif command.kind in LOCAL_KINDS:
+                tasks.append(
+                    TaskRecord(
+                        command.token,
+                        record.arn,
+                        command.kind,
+                        codec.encode_task(command),
+                        "ready",
+                        now,
+                    )
+                )
             elif command.kind == "activity":
                 tasks.append(
                     TaskRecord(
@@ -249,6 +265,7 @@ def _carry_out(
                 )
                 outcome.touched.add(record.arn)
     tx.add_signals(timers)
+    outcome.timers = outcome.timers or bool(timers)
     tx.put_tasks(tasks)
     if cancelled:
         tx.delete_tasks(cancelled)

@@ -24,7 +24,7 @@ from dirigent.engine import codec
 from dirigent.engine.dispatch import Resolver, run_task
 from dirigent.engine.functions import FunctionRegistry
 from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, advance
-from dirigent.store.port import Store
+from dirigent.store.port import Store, Transaction
 from dirigent.store.records import TaskRecord
 from dirigent.workflow.signals import TaskFailed
 
@@ -78,6 +78,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._reclaim_at = 0.0
         self._submitted = 0
+        self._tasks_done = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,9 +96,20 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
+    def accept(self, outcome: Outcome) -> None:
+        """Take over what a transition committed outside the loop asked for."""
+        self._submit(outcome.local_tasks)
+        self._wake.set()
+
+    def _submit(self, tasks: list[TaskRecord]) -> None:
+        with self._finished_lock:
+            self._submitted += len(tasks)
+        for task in tasks:
+            self._pool.submit(self._run, task)
+
     def pending_results(self) -> bool:
         with self._finished_lock:
-            return bool(self._finished) or self.stats.tasks_run < self._submitted
+            return bool(self._finished) or self._tasks_done < self._submitted
 
     # ------------------------------------------------------------------ the loop
 
@@ -129,14 +141,7 @@ class Worker:
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
-                done = [f.task.token for f in finished if not f.keep_waiting]
-                tx.delete_tasks(done)
-                for item in finished:
-                    if item.keep_waiting:
-                        tx.set_task_status(item.task.token, "waiting", None, None)
-                tx.add_signals(
-                    [(f.task.execution_arn, now, body) for f in finished for body in f.bodies]
-                )
+                _apply_finished(tx, finished, now)
                 if now >= self._reclaim_at:
                     # Tasks whose lease ran out (their node died) are run again here.
                     outcome.local_tasks.extend(
@@ -161,24 +166,86 @@ class Worker:
         self.stats.transitions += outcome.advanced
         if outcome.advanced or finished:
             self.stats.commits += 1
-        for task in outcome.local_tasks:
-            self._submitted += 1
-            self._pool.submit(self._run, task)
+        self._submit(outcome.local_tasks)
         return outcome.advanced, next_due
 
     def _run(self, task: TaskRecord) -> None:
+        """Run a task, then carry its execution on from this thread while it can.
+
+        The result and the execution's next transition commit together right
+        here; if that transition asks for another local task, this thread runs
+        it at once. A sequential workflow thus costs one commit per step and no
+        hand-offs between threads. Whatever cannot continue here (the execution
+        is locked by another node, the commit failed) goes back to the loop.
+        """
+        next_task: TaskRecord | None = task
+        while next_task is not None:
+            finished = self._execute(next_task)
+            next_task = self._continue(finished)
+
+    def _execute(self, task: TaskRecord) -> _Finished:
         command = codec.decode_task(task.command)
         try:
             signals = run_task(command, self.functions, self.resolve, task.execution_arn)
         except Exception as exc:  # a bug in a runner must not lose the task
             log.exception("task %s failed to run", task.token)
             signals = [TaskFailed(command.token, "States.Runtime", f"task runner failed: {exc}")]
-        finished = _Finished(
+        return _Finished(
             task=task,
             bodies=[codec.encode_signal(s) for s in signals],
             keep_waiting=command.wait_for_token and len(signals) <= 1,
         )
+
+    def _continue(self, finished: _Finished) -> TaskRecord | None:
+        now = self.clock()
+        outcome = Outcome()
+        try:
+            with self.store.transaction() as tx:
+                record = tx.claim_execution(finished.task.execution_arn)
+                if record is not None and record.status == "RUNNING":
+                    # The result goes straight into the transition, not through the queue.
+                    _apply_finished(tx, [finished], now, enqueue=False)
+                    extra = [codec.decode_signal(body) for body in finished.bodies]
+                    advance(
+                        tx,
+                        record,
+                        now,
+                        self.context,
+                        outcome,
+                        extra=[signal for signal in extra if not isinstance(signal, str)],
+                    )
+                else:
+                    _apply_finished(tx, [finished], now)
+        except Exception:
+            log.exception("could not commit the result of task %s here", finished.task.token)
+            with self._finished_lock:
+                self._finished.append(finished)
+                self._tasks_done += 1
+            self._wake.set()
+            return None
         with self._finished_lock:
-            self._finished.append(finished)
-        self.stats.tasks_run += 1
-        self._wake.set()
+            self._tasks_done += 1
+            self.stats.tasks_run += 1
+            self.stats.transitions += outcome.advanced
+            self.stats.commits += 1
+        following = outcome.local_tasks[:1]
+        outcome.local_tasks = outcome.local_tasks[1:]
+        if following:
+            with self._finished_lock:
+                self._submitted += 1
+        if outcome.local_tasks or outcome.touched or outcome.timers or record is None:
+            self.accept(outcome)
+        return following[0] if following else None
+
+
+def _apply_finished(
+    tx: Transaction, finished: list[_Finished], now: float, *, enqueue: bool = True
+) -> None:
+    """Record what finished tasks produced: their rows' new state and (unless the
+    caller feeds them to the transition itself) their signals."""
+    tx.delete_tasks([f.task.token for f in finished if not f.keep_waiting])
+    for item in finished:
+        if item.keep_waiting:
+            tx.set_task_status(item.task.token, "waiting", None, None)
+    if enqueue:
+        tx.add_signals([(f.task.execution_arn, now, body) for f in finished for body in f.bodies])

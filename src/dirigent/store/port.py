@@ -70,7 +70,13 @@ class CatalogTx(Protocol):
 class ExecutionTx(Protocol):
     def insert_execution(self, record: ExecutionRecord) -> None: ...
     def get_execution(self, arn: str) -> ExecutionRecord | None: ...
-    def update_execution(self, record: ExecutionRecord) -> None: ...
+    def update_execution(self, record: ExecutionRecord) -> None:
+        """Save an execution's progress: status, result, snapshot, event count, redrives.
+
+        What never changes after the start (input, definition, names) is not rewritten.
+        """
+        ...
+
     def list_executions(
         self,
         *,
@@ -99,6 +105,10 @@ class WorkTx(Protocol):
         Read the signals with :meth:`due_signals` after the claim: a transaction
         that committed a moment before may have consumed them already.
         """
+        ...
+
+    def claim_execution(self, arn: str) -> ExecutionRecord | None:
+        """One execution, locked for this transaction; ``None`` if it is missing or taken."""
         ...
 
     def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]: ...

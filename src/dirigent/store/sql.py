@@ -81,6 +81,20 @@ def _values(record: Any) -> tuple[Any, ...]:
 
 
 _EVENT_COLUMNS = "execution_arn, id, previous_id, ts, type, details"
+_EXECUTION_PROGRESS = (
+    "status",
+    "output",
+    "error",
+    "cause",
+    "stopped_at",
+    "snapshot",
+    "event_count",
+    "redrive_count",
+    "redriven_at",
+)
+_UPDATE_PROGRESS = (
+    f"UPDATE executions SET {', '.join(f'{n} = ?' for n in _EXECUTION_PROGRESS)} WHERE arn = ?"
+)
 
 
 class SqlTransaction:
@@ -218,10 +232,10 @@ class SqlTransaction:
         return self._one(ExecutionRecord, query, (arn,))
 
     def update_execution(self, record: ExecutionRecord) -> None:
-        names = [n for n in _columns(ExecutionRecord) if n != "arn"]
-        assignments = ", ".join(f"{n} = ?" for n in names)
-        params = [getattr(record, n) for n in names] + [record.arn]
-        self._run(f"UPDATE executions SET {assignments} WHERE arn = ?", params)
+        # Only what a transition can change: rewriting the input and definition
+        # on every transition would multiply what each commit writes.
+        params = [getattr(record, n) for n in _EXECUTION_PROGRESS] + [record.arn]
+        self._run(_UPDATE_PROGRESS, params)
 
     def list_executions(
         self,
@@ -289,6 +303,14 @@ class SqlTransaction:
             " ORDER BY ready.due, executions.arn LIMIT ?" + self._dialect.lock("executions")
         )
         return self._all(ExecutionRecord, query, (now, limit))
+
+    def claim_execution(self, arn: str) -> ExecutionRecord | None:
+        query = (
+            _select("executions", ExecutionRecord)
+            + " WHERE arn = ?"
+            + self._dialect.lock("executions")
+        )
+        return self._one(ExecutionRecord, query, (arn,))
 
     def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]:
         query = (
