@@ -1,0 +1,203 @@
+"""StartExecution through the API server: requests per second and latency, 32 clients.
+
+Starts a real ``dirigent server`` (SQLite in a temporary directory) and drives
+``StartExecution`` for a one-Pass-state machine two ways, each with 32
+concurrent clients on their own connections:
+
+- **boto3**: the real SDK client, one per thread (signing, retries config,
+  response parsing included: what users see);
+- **raw HTTP**: ``http.client`` keep-alive connections sending SigV4-signed
+  requests (signed with botocore's signer, outside the timed section), so the
+  figure is the server's and not the SDK's.
+
+Each mode warms up, then runs for ``--seconds``; the server's engine runs the
+started executions to completion at the same time, as it would in production.
+A third row calls ``engine.executions.start_execution`` on an in-process
+engine (its own SQLite file, same 32 threads, no HTTP): the ceiling the API
+is measured against. Prints requests/s, p50 and p99 in milliseconds. Bounded
+in time; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.api.conftest import Server, start_server, stop_server  # noqa: E402
+
+from dirigent.api.keyfile import new_principal, write_principals  # noqa: E402
+from dirigent.engine import Engine  # noqa: E402
+from dirigent.store import open_store  # noqa: E402
+
+DEFINITION = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+
+
+def run_clients(
+    clients: int, seconds: float, make: Callable[[int], Callable[[int], None]]
+) -> tuple[int, list[float]]:
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    stop = threading.Event()
+    barrier = threading.Barrier(clients + 1)
+
+    def loop(index: int) -> None:
+        call = make(index)
+        barrier.wait()
+        n = 0
+        while not stop.is_set():
+            began = time.perf_counter()
+            call(n)
+            latencies[index].append(time.perf_counter() - began)
+            n += 1
+
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    flat = [x for per in latencies for x in per]
+    return len(flat), flat
+
+
+def report(name: str, count: int, latencies: list[float], seconds: float) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
+    row = {
+        "mode": name,
+        "requests": count,
+        "rps": count / seconds,
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": p99 * 1000,
+    }
+    print(
+        f"{name:10s} {row['rps']:8.0f} req/s   p50 {row['p50_ms']:6.1f} ms   "
+        f"p99 {row['p99_ms']:6.1f} ms   ({count} requests)",
+        flush=True,
+    )
+    return row
+
+
+def boto3_mode(server: Server, machine: str, run: str) -> Callable[[int], Callable[[int], None]]:
+    def make(index: int) -> Callable[[int], None]:
+        client = server.client()
+
+        def call(n: int) -> None:
+            client.start_execution(stateMachineArn=machine, name=f"{run}-b{index}-{n}")
+
+        return call
+
+    return make
+
+
+def raw_mode(server: Server, machine: str, run: str) -> Callable[[int], Callable[[int], None]]:
+    host, port = server.url.removeprefix("http://").split(":")
+    credentials = Credentials(server.admin.access_key_id, server.admin.secret_access_key)
+
+    def make(index: int) -> Callable[[int], None]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        # Pre-signed requests: signing is the client's cost, not the server's.
+        signed: list[tuple[bytes, dict[str, str]]] = []
+        for n in range(1_000):
+            body = json.dumps({"stateMachineArn": machine, "name": f"{run}-r{index}-{n}"})
+            request = AWSRequest(
+                method="POST",
+                url=server.url + "/",
+                data=body.encode(),
+                headers={
+                    "X-Amz-Target": "AWSStepFunctions.StartExecution",
+                    "Content-Type": "application/x-amz-json-1.0",
+                },
+            )
+            SigV4Auth(credentials, "states", "us-east-1").add_auth(request)
+            signed.append((body.encode(), dict(request.headers.items())))
+
+        def call(n: int) -> None:
+            body, headers = signed[n % len(signed)]
+            connection.request("POST", "/", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200 and n < len(signed):
+                raise RuntimeError(f"status {response.status}")
+
+        return call
+
+    return make
+
+
+def engine_direct(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same calls on an in-process engine with no HTTP: the ceiling the API is held to."""
+    engine = Engine(open_store(f"sqlite:///{data_dir / 'direct.db'}"))
+    engine.start()
+    try:
+        machine = engine.catalog.create_state_machine(
+            {"name": "bench", "definition": json.dumps(DEFINITION), "roleArn": "r"}
+        )["stateMachineArn"]
+
+        def mode(run: str) -> Callable[[int], Callable[[int], None]]:
+            def make(index: int) -> Callable[[int], None]:
+                def call(n: int) -> None:
+                    engine.executions.start_execution(
+                        {"stateMachineArn": machine, "name": f"{run}-d{index}-{n}"}
+                    )
+
+                return call
+
+            return make
+
+        run_clients(args.clients, args.warmup, mode("w"))
+        count, latencies = run_clients(args.clients, args.seconds, mode("m"))
+        return report("engine", count, latencies, args.seconds)
+    finally:
+        engine.stop()
+        engine.store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        admin = new_principal("admin", "admin")
+        write_principals(data_dir, [admin])
+        process, url = start_server(data_dir)
+        try:
+            server = Server(url, data_dir, process, admin, admin, admin)
+            machine = server.client().create_state_machine(
+                name="bench", definition=json.dumps(DEFINITION), roleArn="arn:aws:iam::1:role/r"
+            )["stateMachineArn"]
+            rows = []
+            for name, mode in (("boto3", boto3_mode), ("raw HTTP", raw_mode)):
+                run_clients(args.clients, args.warmup, mode(server, machine, f"w{name[0]}"))
+                count, latencies = run_clients(
+                    args.clients, args.seconds, mode(server, machine, name[0])
+                )
+                rows.append(report(name, count, latencies, args.seconds))
+            rows.append(engine_direct(data_dir, args))
+            print(json.dumps(rows))
+        finally:
+            stop_server(process)
+
+
+if __name__ == "__main__":
+    main()
