@@ -235,7 +235,9 @@ def test_a_crash_looping_service_shows_as_such_in_ps(app: App) -> None:
     )
     app.cli("up", "--detach")  # whether it saw the first crash yet depends on the machine's load
     wait_for(lambda: any(r["state"] == "crash-loop" for r in app.ps()), "a crash-loop row")
-    assert "crash-loop" in app.ok("ps")
+    # The state alternates between backoff (crash-loop) and a fresh start, so the
+    # table is read until it is caught in backoff too.
+    wait_for(lambda: "crash-loop" in app.ok("ps"), "the table to show crash-loop")
     wait_for(lambda: app.ps()[0]["restarts"] >= 3, "restarts to be counted")
 
 
