@@ -1,7 +1,7 @@
 """The outbound listener: an HTTP/1.1 proxy that applies the mesh's policy to each request.
 
 Per request, in this order: find the destination service (the Host), match a
-route (404 if none), inject faults, take a rate-limit token (429), choose a
+route (404 if none), take a rate-limit token (429), choose a
 subset by the route's split, admit through the breaker (503 when shed), then
 try endpoints: readmit ejected ones whose time is up, pick one by the
 destination's load balancer among those not ejected, send with the per-try
@@ -9,6 +9,17 @@ timeout cut to the route's deadline, fold the outcome into outlier detection,
 and let the retry policy decide whether to try again. The chosen response is
 streamed back as it arrives; a request body is held in memory (up to
 ``max_body``) because a retry must send it again.
+
+Faults are not injected here but by the callee's inbound listener
+(:mod:`dirigent.mesh.inbound`), so a fault hits every caller of a service the
+same way and a caller's retries see it as they would see the service fail.
+
+With a :class:`~dirigent.mesh.tls.ServiceTls`, the proxy speaks mutual TLS to
+every callee whose mode is not DISABLE, presenting the caller's identity, and
+refuses a callee whose certificate does not carry the destination service's
+SPIFFE ID (a connect failure, retried like any other). Each request is
+reported to :class:`~dirigent.mesh.telemetry.Telemetry` with a span that
+continues the caller's ``traceparent`` or starts a trace.
 
 Every decision is made by :mod:`dirigent.mesh.policy`; this module must
 never decide anything itself. It reads the clock and draws randomness only
@@ -20,13 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dirigent.mesh import http1
-from dirigent.mesh.config import DestinationPolicy, HttpRoute, MeshPolicy
+from dirigent.mesh.ca import peer_identity
+from dirigent.mesh.config import DestinationPolicy, HttpRoute, MeshPolicy, MtlsMode
 from dirigent.mesh.endpoints import EndpointTable
-from dirigent.mesh.policy import breaker, fault, outlier, ratelimit, retry
+from dirigent.mesh.policy import breaker, outlier, ratelimit, retry, trace
 from dirigent.mesh.policy.balance import (
     Algorithm,
     Endpoint,
@@ -37,10 +50,16 @@ from dirigent.mesh.policy.balance import (
 from dirigent.mesh.policy.headers import rewrite
 from dirigent.mesh.policy.outcome import Failure, Outcome, status_for
 from dirigent.mesh.policy.routing import RequestHead, first_match
+from dirigent.mesh.relay import relay, reply
+from dirigent.mesh.telemetry import Telemetry
+from dirigent.mesh.tls import ServiceTls
 from dirigent.mesh.upstream import Connection, Pool
 
 #: the largest request body held for retries
 MAX_BODY = 8 * 2**20
+#: hash rings kept per destination, one per distinct set of usable endpoints
+MAX_RINGS = 16
+_TRACEPARENT = b"traceparent"
 
 
 @dataclass(slots=True)
@@ -51,8 +70,9 @@ class _Destination:
     active: dict[Endpoint, int] = field(default_factory=dict)
     outliers: outlier.OutlierState = field(default_factory=outlier.OutlierState)
     load: breaker.Load = field(default_factory=breaker.Load)
-    ring: HashRing | None = None
-    ring_version: int = -1
+    #: rings by the exact endpoints they were built over: a change in the
+    #: table, the subset or the ejected set gives another key, never a stale ring
+    rings: dict[tuple[Endpoint, ...], HashRing] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -70,12 +90,24 @@ class Proxy:
         *,
         clock: Callable[[], float],
         rng: random.Random,
+        source: str = "unknown",
+        tls: ServiceTls | None = None,
+        telemetry: Telemetry | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
         self.endpoints = endpoints
+        #: the calling service whose outbound listener this is: its metric label
+        self.source = source
+        self.tls = tls
+        self.telemetry = telemetry or Telemetry()
         self._clock = clock
+        self._wall = wall
         self._rng = rng
         self._pool = Pool()
+        self._tls_pool = Pool(tls.client) if tls is not None else None
+        # spiffe://<app>/service/ : a callee's expected ID is this plus its name
+        self._peer_prefix = tls.identity.spiffe_id.rsplit("/", 1)[0] + "/" if tls else ""
         self._destinations: dict[str, _Destination] = {}
         self._buckets: dict[tuple[str, str], ratelimit.BucketState] = {}
 
@@ -88,61 +120,100 @@ class Proxy:
 
     def close(self) -> None:
         self._pool.close()
+        if self._tls_pool is not None:
+            self._tls_pool.close()
 
     async def _serve(self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reader = http1.MessageReader(stream, responses=False)
         try:
             while (request := await reader.head()) is not None:
                 body = await reader.whole_body(request, MAX_BODY)
-                await self._handle(request, body, writer)
+                service, target = _destination_of(request)
+                await self.handle(request, body, writer, service, target)
                 if not request.keep_alive:
                     break
         except http1.ProtocolError:
             with contextlib.suppress(ConnectionError):
-                await _reply(writer, 400, b"bad request\n", keep_alive=False)
+                await reply(writer, 400, b"bad request\n", keep_alive=False)
         except ConnectionError:
             pass  # the client went away; nothing to answer
         finally:
             writer.close()
 
-    async def _handle(
-        self, request: http1.Message, body: bytes, writer: asyncio.StreamWriter
-    ) -> None:
-        keep = request.keep_alive
-        service, target = _destination_of(request)
+    async def handle(
+        self,
+        request: http1.Message,
+        body: bytes,
+        writer: asyncio.StreamWriter,
+        service: str,
+        target: bytes,
+    ) -> int:
+        """Route, balance and forward one request to ``service``; the status answered."""
+        started, start_wall = self._clock(), self._wall()
+        policy = self.policy
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in
                    request.headers}  # fmt: skip
         head = RequestHead(request.method.decode(), target.decode("latin-1"), headers)
-        route = first_match(self.policy.routes_for(service), head)
+        route = first_match(policy.routes_for(service), head)
+        route_name = route.name if route is not None else "none"
+        series = self.telemetry.metrics.series("source", self.source, service, route_name)
+        series.start()
+        span = trace.hop(request.header(_TRACEPARENT), self._rng.getrandbits)
+        status = 500
+        try:
+            status = await self._handle(
+                request=request,
+                body=body,
+                writer=writer,
+                service=service,
+                target=target,
+                route=route,
+                span=span,
+            )
+            return status
+        finally:
+            self.telemetry.record(
+                series=series, kind="client", source=self.source, destination=service,
+                route=route_name, method=request.method, path=target, status=status,
+                start=start_wall, duration=self._clock() - started, trace_id=span.trace_id,
+                span_id=span.span_id, parent_id=span.parent_id,
+            )  # fmt: skip
+
+    async def _handle(
+        self,
+        *,
+        request: http1.Message,
+        body: bytes,
+        writer: asyncio.StreamWriter,
+        service: str,
+        target: bytes,
+        route: HttpRoute | None,
+        span: trace.Hop,
+    ) -> int:
+        keep = request.keep_alive
         if route is None:
-            await _reply(writer, 404, b"no route\n", keep_alive=keep)
-            return
-        plan = fault.plan(route.fault, self._rng.random)
-        if plan.delay:
-            await asyncio.sleep(plan.delay)
-        if plan.abort is not None:
-            await _reply(writer, plan.abort, b"fault filter abort\n", keep_alive=keep)
-            return
+            await reply(writer, 404, b"no route\n", keep_alive=keep)
+            return 404
         if route.rate_limit is not None and not self._take_token(service, route):
-            await _reply(writer, 429, b"local_rate_limited\n", keep_alive=keep)
-            return
+            await reply(writer, 429, b"local_rate_limited\n", keep_alive=keep)
+            return 429
         chosen = route.split.choose(self._rng.random())
         config = self.policy.destination(service)
         candidates = self._endpoints_of(service, chosen.subset, config)
         if not candidates:
-            await _reply(writer, 503, b"no healthy upstream\n", keep_alive=keep)
-            return
+            await reply(writer, 503, b"no healthy upstream\n", keep_alive=keep)
+            return 503
         state = self._destinations.setdefault(service, _Destination())
         admitted = breaker.start_request(config.connection_pool, state.load)
         if isinstance(admitted, breaker.Overflow):
             extra = [(b"x-envoy-overloaded", b"true")]
-            await _reply(writer, 503, b"overflow\n", keep_alive=keep, headers=extra)
-            return
+            await reply(writer, 503, b"overflow\n", keep_alive=keep, headers=extra)
+            return 503
         state.load = admitted
         try:
-            await self._forward(
+            return await self._forward(
                 request=request, body=body, target=target, route=route, config=config,
-                state=state, candidates=candidates, writer=writer,
+                state=state, candidates=candidates, writer=writer, service=service, span=span,
             )  # fmt: skip
         finally:
             state.load = breaker.finish_request(state.load)
@@ -158,11 +229,20 @@ class Proxy:
         state: _Destination,
         candidates: tuple[Endpoint, ...],
         writer: asyncio.StreamWriter,
-    ) -> None:
+        service: str,
+        span: trace.Hop,
+    ) -> int:
         policy = route.retries
         deadline = None if route.timeout is None else self._clock() + route.timeout
-        out_headers = _encode(rewrite(route.headers.request, _decode(http1.forwardable(
-            request.headers))))  # fmt: skip
+        forwarded = [h for h in http1.forwardable(request.headers) if h[0] != _TRACEPARENT]
+        if route.headers.request.empty:
+            out_headers = [h for h in forwarded if h[0] != b"host"]
+        else:
+            out_headers = _encode(rewrite(route.headers.request, _decode(forwarded)))
+        out_headers.append((_TRACEPARENT, span.traceparent))
+        pool, expected = self._pool, None
+        if self._tls_pool is not None and self.policy.mtls_mode(service) is not MtlsMode.DISABLE:
+            pool, expected = self._tls_pool, self._peer_prefix + service
         retries = 0
         # A retry holds its slot of max_retries from the decision until its
         # attempt ends, as Envoy counts retries in flight.
@@ -174,7 +254,7 @@ class Proxy:
             try:
                 attempt = await self._attempt(
                     endpoint, method=request.method, target=target, headers=out_headers,
-                    body=body, timeout=timeout,
+                    body=body, timeout=timeout, pool=pool, expected=expected,
                 )  # fmt: skip
             finally:
                 state.active[endpoint] -= 1
@@ -193,8 +273,7 @@ class Proxy:
             if isinstance(decision, retry.Retry) and attempt.connection is not None:
                 attempt.connection.close()  # its body is not wanted; draining costs more
             if not isinstance(decision, retry.Retry):
-                await self._respond(request, route, attempt, writer)
-                return
+                return await self._respond(request, route, attempt, writer)
             retries = decision.retry
             started = breaker.start_retry(config.connection_pool, state.load)
             if isinstance(started, breaker.Load):
@@ -211,6 +290,8 @@ class Proxy:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         timeout: float | None,
+        pool: Pool,
+        expected: str | None,
     ) -> _Attempt:
         host_header = [(b"host", endpoint.address.encode())]
         payload = http1.request_head(method, target, host_header + headers, len(body)) + body
@@ -219,9 +300,16 @@ class Proxy:
             async with asyncio.timeout(timeout):
                 for fresh in (False, True):
                     try:
-                        connection = await self._pool.acquire(endpoint.host, endpoint.port)
+                        connection = await pool.acquire(endpoint.host, endpoint.port)
                     except OSError:
                         return _Attempt(Failure.CONNECT_FAILURE)
+                    if expected is not None and not connection.reused:
+                        ssl_object = connection.writer.get_extra_info("ssl_object")
+                        if peer_identity(ssl_object) != expected:
+                            # A certificate from the mesh CA, but not the callee's:
+                            # talking to it would hand one service's traffic to another.
+                            connection.close()
+                            return _Attempt(Failure.CONNECT_FAILURE)
                     try:
                         connection.writer.write(payload)
                         await connection.writer.drain()
@@ -247,35 +335,25 @@ class Proxy:
         route: HttpRoute,
         attempt: _Attempt,
         writer: asyncio.StreamWriter,
-    ) -> None:
+    ) -> int:
         keep = request.keep_alive
         response, connection = attempt.response, attempt.connection
         if response is None or connection is None:
             assert isinstance(attempt.outcome, Failure)
             status = status_for(attempt.outcome)
             text = b"upstream request timeout\n" if status == 504 else b"upstream connect error\n"
-            await _reply(writer, status, text, keep_alive=keep)
-            return
-        headers = _encode(rewrite(route.headers.response, _decode(http1.forwardable(
-            response.headers))))  # fmt: skip
-        no_body = request.method == b"HEAD" or response.status in (204, 304)
-        length = 0 if no_body else response.content_length
-        writer.write(http1.response_head(response.status, headers, length=length, keep_alive=keep))
-        chunked = length is None
-        try:
-            while (piece := await connection.reader.body_piece(response)) is not None:
-                writer.write(http1.chunk(piece) if chunked else piece)
-                await writer.drain()
-        except (OSError, http1.ProtocolError):
-            connection.close()
-            raise ConnectionError("upstream broke off mid-body") from None
-        if chunked:
-            writer.write(http1.LAST_CHUNK)
-        await writer.drain()
-        if response.keep_alive and not connection.reader.eof:
-            self._pool.release(connection)
-        else:
-            connection.close()
+            await reply(writer, status, text, keep_alive=keep)
+            return status
+        forwarded = http1.forwardable(response.headers)
+        if not route.headers.response.empty:
+            forwarded = _encode(rewrite(route.headers.response, _decode(forwarded)))
+        pool = self._tls_pool if connection.writer.get_extra_info("ssl_object") else self._pool
+        assert pool is not None
+        await relay(
+            pool, connection, response, forwarded, writer,
+            head_only=request.method == b"HEAD", keep_alive=keep,
+        )  # fmt: skip
+        return response.status
 
     def _endpoints_of(
         self, service: str, subset: str | None, config: DestinationPolicy
@@ -305,10 +383,13 @@ class Proxy:
         if balancer.algorithm is Algorithm.RING_HASH and balancer.hash_header is not None:
             key = request.header(balancer.hash_header.encode())
             if key is not None:
-                if state.ring is None or state.ring_version != self.endpoints.version:
-                    state.ring = HashRing.build(usable)
-                    state.ring_version = self.endpoints.version
-                return state.ring.pick(key.decode("latin-1"))
+                members = tuple(usable)
+                ring = state.rings.get(members)
+                if ring is None:
+                    if len(state.rings) >= MAX_RINGS:
+                        state.rings.clear()  # sets seen long ago; rebuilding one is cheap
+                    ring = state.rings[members] = HashRing.build(members)
+                return ring.pick(key.decode("latin-1"))
         endpoint, state.cursor = round_robin(usable, state.cursor)
         return endpoint
 
@@ -354,18 +435,3 @@ def _decode(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-
-
-async def _reply(
-    writer: asyncio.StreamWriter,
-    status: int,
-    body: bytes,
-    *,
-    keep_alive: bool,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """A response the proxy makes itself (404, 429, 503, 504, faults)."""
-    extra = [(b"content-type", b"text/plain"), *(headers or [])]
-    writer.write(http1.response_head(status, extra, length=len(body), keep_alive=keep_alive))
-    writer.write(body)
-    await writer.drain()

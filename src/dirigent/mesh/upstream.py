@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 from collections import deque
 from dataclasses import dataclass
 
@@ -35,11 +37,17 @@ class Connection:
 
 
 class Pool:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self._idle: dict[tuple[str, int], deque[Connection]] = {}
+        #: a pool speaks TLS to every endpoint or to none; the outbound proxy
+        #: keeps one pool of each
+        self.tls = tls
 
     async def acquire(self, host: str, port: int) -> Connection:
-        """An idle connection to the endpoint, or a new one (OSError if it cannot be made)."""
+        """An idle connection to the endpoint, or a new one (OSError if it cannot be made).
+
+        A TLS handshake that fails (a callee outside the mesh CA) is an OSError too.
+        """
         idle = self._idle.get((host, port))
         while idle:
             connection = idle.pop()
@@ -47,7 +55,14 @@ class Pool:
                 connection.reused = True
                 return connection
             connection.close()
-        stream_reader, writer = await asyncio.open_connection(host, port)
+        stream_reader, writer = await asyncio.open_connection(
+            host, port, ssl=self.tls, server_hostname="" if self.tls else None
+        )
+        # Small requests and responses must not wait for Nagle's algorithm.
+        raw = writer.get_extra_info("socket")
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return Connection((host, port), MessageReader(stream_reader, responses=True), writer)
 
     def release(self, connection: Connection) -> None:

@@ -1,0 +1,215 @@
+"""Telemetry of the mesh's listeners: request metrics, spans and access logs.
+
+Every listener reports each request it handles once it is answered:
+
+- **metrics**: requests by status, a latency histogram and requests in
+  flight, per (reporter, source, destination, route), rendered in the
+  Prometheus text format (``dirigent_mesh_requests_total``,
+  ``dirigent_mesh_request_duration_seconds``, ``dirigent_mesh_requests_in_flight``);
+  ``reporter`` is ``source`` for the caller's outbound listener and
+  ``destination`` for the callee's inbound one, as Istio labels them;
+- **spans**: one per hop, handed to a sink (a bounded in-memory buffer by default);
+- **access logs**: one JSON object per line, handed to a sink, when one is set.
+
+The hot path is a few dictionary look-ups on strings the listener already
+holds and integer increments into a preallocated list: no label tuples, no
+strings formatted per request. Labels are escaped once, when a series is created.
+
+This module must never make a decision about a request, and never read a
+clock: listeners hand it durations and times.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: histogram bounds in seconds: fine below a millisecond, where mesh overhead lives
+BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_REQUESTS = b'dirigent_mesh_requests_total{%s,status="%d"} %d'
+_BUCKET = b'dirigent_mesh_request_duration_seconds_bucket{%s,le="%s"} %d'
+_SUM = b"dirigent_mesh_request_duration_seconds_sum{%s} %r"
+_COUNT = b"dirigent_mesh_request_duration_seconds_count{%s} %d"
+_LE = (*(repr(b).encode() for b in BUCKETS), b"+Inf")
+#: spans kept by the default in-memory buffer
+SPAN_BUFFER = 10_000
+
+
+class Series:
+    """The figures of one (reporter, source, destination, route)."""
+
+    __slots__ = ("buckets", "in_flight", "labels", "statuses", "total")
+
+    def __init__(self, labels: bytes) -> None:
+        self.labels = labels
+        self.statuses: dict[int, int] = {}
+        self.buckets = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.in_flight = 0
+
+    def start(self) -> None:
+        self.in_flight += 1
+
+    def finish(self, status: int, seconds: float) -> None:
+        self.in_flight -= 1
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
+class Metrics:
+    """Every series a process's listeners report into; rendered for ``/metrics``."""
+
+    def __init__(self) -> None:
+        # reporter -> source -> destination -> route -> series: nested so a
+        # look-up hashes strings the caller holds instead of building a key.
+        self._series: dict[str, dict[str, dict[str, dict[str, Series]]]] = {}
+
+    def series(self, reporter: str, source: str, destination: str, route: str) -> Series:
+        by_source = self._series.get(reporter)
+        if by_source is None:
+            by_source = self._series[reporter] = {}
+        by_destination = by_source.get(source)
+        if by_destination is None:
+            by_destination = by_source[source] = {}
+        by_route = by_destination.get(destination)
+        if by_route is None:
+            by_route = by_destination[destination] = {}
+        found = by_route.get(route)
+        if found is None:
+            labels = b",".join(
+                b'%s="%s"' % (name, _escape(value))
+                for name, value in (
+                    (b"reporter", reporter), (b"source", source),
+                    (b"destination", destination), (b"route", route),
+                )
+            )  # fmt: skip
+            found = by_route[route] = Series(labels)
+        return found
+
+    def all_series(self) -> list[Series]:
+        return [
+            series
+            for by_source in self._series.values()
+            for by_destination in by_source.values()
+            for by_route in by_destination.values()
+            for series in by_route.values()
+        ]
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition format, version 0.0.4."""
+        every = self.all_series()
+        out = [
+            b"# HELP dirigent_mesh_requests_total Requests answered, by status.",
+            b"# TYPE dirigent_mesh_requests_total counter",
+        ]
+        for s in every:
+            for status, count in sorted(s.statuses.items()):
+                out.append(_REQUESTS % (s.labels, status, count))
+        out += [
+            b"# HELP dirigent_mesh_request_duration_seconds Time to answer a request.",
+            b"# TYPE dirigent_mesh_request_duration_seconds histogram",
+        ]
+        for s in every:
+            cumulative = 0
+            for le, count in zip(_LE, s.buckets, strict=True):
+                cumulative += count
+                out.append(_BUCKET % (s.labels, le, cumulative))
+            out.append(_SUM % (s.labels, s.total))
+            out.append(_COUNT % (s.labels, cumulative))
+        out += [
+            b"# HELP dirigent_mesh_requests_in_flight Requests being handled now.",
+            b"# TYPE dirigent_mesh_requests_in_flight gauge",
+        ]
+        out += [b"dirigent_mesh_requests_in_flight{%s} %d" % (s.labels, s.in_flight) for s in every]
+        return b"\n".join(out) + b"\n"
+
+
+def _escape(value: str) -> bytes:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One hop of one request, as the listener that handled it saw it."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    #: "client" for the caller's outbound hop, "server" for the callee's inbound one
+    kind: str
+    name: str
+    source: str
+    destination: str
+    route: str
+    status: int
+    #: seconds since the epoch, and the duration in seconds
+    start: float
+    duration: float
+
+
+class SpanBuffer:
+    """The last spans recorded, oldest first: the default span sink."""
+
+    def __init__(self, size: int = SPAN_BUFFER) -> None:
+        self.spans: deque[Span] = deque(maxlen=size)
+
+    def __call__(self, span: Span) -> None:
+        self.spans.append(span)
+
+
+@dataclass(slots=True)
+class Telemetry:
+    """Where a listener reports: metrics always, spans and access logs if sinks are set."""
+
+    metrics: Metrics = field(default_factory=Metrics)
+    spans: Callable[[Span], None] | None = field(default_factory=SpanBuffer)
+    #: receives one JSON document per request, without the newline
+    access_log: Callable[[str], None] | None = None
+
+    def record(
+        self,
+        *,
+        series: Series,
+        kind: str,
+        source: str,
+        destination: str,
+        route: str,
+        method: bytes,
+        path: bytes,
+        status: int,
+        start: float,
+        duration: float,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_id: bytes | None,
+    ) -> None:
+        """Close one request: its series, its span and its access log line."""
+        series.finish(status, duration)
+        if self.spans is not None:
+            self.spans(
+                Span(
+                    trace_id.decode(), span_id.decode(), parent_id.decode() if parent_id else None,
+                    kind, f"{destination} {route}", source, destination, route, status,
+                    start, duration,
+                )
+            )  # fmt: skip
+        if self.access_log is not None:
+            self.access_log(
+                json.dumps(
+                    {
+                        "time": round(start, 6), "kind": kind, "source": source,
+                        "destination": destination, "route": route,
+                        "method": method.decode("latin-1"), "path": path.decode("latin-1"),
+                        "status": status, "duration_ms": round(duration * 1000, 3),
+                        "trace_id": trace_id.decode(), "span_id": span_id.decode(),
+                    },
+                    separators=(",", ":"),
+                )
+            )  # fmt: skip
