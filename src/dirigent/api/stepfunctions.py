@@ -19,7 +19,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dirigent.api import sigv4
+from dirigent import sigv4
 from dirigent.api.auth import Principal, role_for
 from dirigent.api.bodies import read_body
 from dirigent.api.context import ApiContext

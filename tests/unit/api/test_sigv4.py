@@ -9,7 +9,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dirigent.api.sigv4 import Rejected, SignedRequest, Verified, verify
+from dirigent.sigv4 import Rejected, SignedRequest, Verified, verify
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 SIGNED_AT = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
@@ -117,3 +117,37 @@ def test_a_garbled_authorization_header_is_an_incomplete_signature() -> None:
     verdict = verify(request, secrets, SIGNED_AT)
     assert isinstance(verdict, Rejected)
     assert verdict.code == "IncompleteSignatureException"
+
+
+def test_a_request_signed_by_sign_verifies_and_matches_botocore() -> None:
+    from datetime import UTC, datetime
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from dirigent.sigv4 import sign
+
+    now = datetime(2026, 11, 29, 8, 0, 0, tzinfo=UTC)
+    body = b'{"stateMachineArn": "x"}'
+    headers = (
+        ("host", "127.0.0.1:8080"),
+        ("content-type", "application/x-amz-json-1.0"),
+        ("x-amz-target", "AWSStepFunctions.StartExecution"),
+    )
+    request = SignedRequest("POST", "/", "", headers, body)
+    signed = sign(request, "AKIDEXAMPLE", "secret", region="us-east-1", service="states", now=now)
+    verified = verify(
+        SignedRequest("POST", "/", "", (*headers, *signed.items()), body),
+        {"AKIDEXAMPLE": "secret"}.get,
+        now,
+    )
+    assert verified == Verified("AKIDEXAMPLE", "us-east-1", "states")
+    # botocore signs at its own clock: sign again at the moment it chose, then compare.
+    reference = AWSRequest("POST", "http://127.0.0.1:8080/", data=body, headers=dict(headers))
+    SigV4Auth(Credentials("AKIDEXAMPLE", "secret"), "states", "us-east-1").add_auth(reference)
+    moment = datetime.strptime(reference.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=UTC
+    )
+    ours = sign(request, "AKIDEXAMPLE", "secret", region="us-east-1", service="states", now=moment)
+    assert ours["Authorization"] == reference.headers["Authorization"]

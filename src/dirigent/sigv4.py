@@ -172,6 +172,28 @@ def verify(
         return Rejected(
             "UnrecognizedClientException", "The security token included in the request is invalid."
         )
+    expected = _signature(
+        request, signed_headers, secret=secret, amz_date=amz_date, region=region, service=service
+    )
+    if not hmac.compare_digest(expected, fields["Signature"]):
+        return Rejected(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method.",
+        )
+    return Verified(key_id, region, service)
+
+
+def _signature(
+    request: SignedRequest,
+    signed_headers: list[str],
+    *,
+    secret: str,
+    amz_date: str,
+    region: str,
+    service: str,
+) -> str:
+    date = amz_date[:8]
     string_to_sign = "\n".join(
         (
             ALGORITHM,
@@ -180,16 +202,43 @@ def verify(
             hashlib.sha256(canonical_request(request, signed_headers).encode()).hexdigest(),
         )
     )
-    expected = hmac.new(
+    return hmac.new(
         signing_key(secret, date, region, service), string_to_sign.encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected, fields["Signature"]):
-        return Rejected(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method.",
-        )
-    return Verified(key_id, region, service)
+
+
+def sign(
+    request: SignedRequest,
+    access_key_id: str,
+    secret: str,
+    *,
+    region: str,
+    service: str,
+    now: datetime,
+) -> dict[str, str]:
+    """The ``X-Amz-Date`` and ``Authorization`` headers that sign ``request``.
+
+    ``request.headers`` must already hold every header to be signed, ``host``
+    included; the clients of Dirigent's own SDK use this, the server only verifies.
+    """
+    amz_date = now.astimezone(UTC).strftime(_AMZ_DATE)
+    dated = SignedRequest(
+        request.method,
+        request.raw_path,
+        request.raw_query,
+        (*request.headers, ("x-amz-date", amz_date)),
+        request.body,
+    )
+    signed_headers = sorted(_header_values(dated.headers))
+    signature = _signature(
+        dated, signed_headers, secret=secret, amz_date=amz_date, region=region, service=service
+    )
+    credential = f"{access_key_id}/{amz_date[:8]}/{region}/{service}/aws4_request"
+    return {
+        "X-Amz-Date": amz_date,
+        "Authorization": f"{ALGORITHM} Credential={credential}, "
+        f"SignedHeaders={';'.join(signed_headers)}, Signature={signature}",
+    }
 
 
 def header_pairs(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
