@@ -45,5 +45,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/asl/run.py
 
+# The durable engine against DBOS Transact and Restate (bench/engine/run.py);
+# installs the peers into bench/engine on first use; needs PostgreSQL, Node, npm.
+.PHONY: bench-engine
+bench-engine: $(STAMP)
+	$(BIN)/python bench/engine/run.py
+
 clean:
 	rm -rf $(VENV) .dirigent .mypy_cache .pytest_cache .ruff_cache
