@@ -81,7 +81,7 @@ def main(rounds: int) -> None:
         try:
             for _ in range(rounds):
                 results.setdefault("up --detach (CLI)", []).append(
-                    timed(lambda: cli(manifest, "up", "--detach"))
+                    timed(lambda: cli(manifest, "up", "--detach", "--no-control-plane"))
                 )
                 results.setdefault("ps over the socket", []).extend(
                     timed(lambda: ready_count(paths)) for _ in range(20)
@@ -100,7 +100,7 @@ def main(rounds: int) -> None:
                 up = int(paths.lock.read_text())
                 os.kill(up, signal.SIGKILL)
                 results.setdefault("kill -9 up, up again (CLI)", []).append(
-                    timed(lambda: cli(manifest, "up", "--detach"))
+                    timed(lambda: cli(manifest, "up", "--detach", "--no-control-plane"))
                 )
                 results.setdefault("down (CLI)", []).append(timed(lambda: cli(manifest, "down")))
         finally:

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from dirigent.api import ApiContext
 from dirigent.api.auth import Principals
 from dirigent.api.keyfile import load_principals
-from dirigent.api.server import serve_http
+from dirigent.api.server import serve_http, start_http
 from dirigent.engine import Engine, EngineSettings, FunctionRegistry
+from dirigent.engine.errors import ServiceError, StateMachineAlreadyExists
+from dirigent.errors import ManifestError
+from dirigent.manifest import Manifest
 from dirigent.store import open_store
 
 DEFAULT_DATA_DIR = Path(".dirigent")
@@ -75,3 +78,129 @@ def serve(
         engine.stop()
         context.close()
         store.close()
+
+
+# --------------------------------------------------------------------------- dirigent up
+
+
+def workflow_name(path: Path) -> str:
+    """``orders/order.asl.json`` deploys as the state machine ``order``."""
+    name = path.name
+    for suffix in (".asl.json", ".asl.yaml", ".json"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return path.stem
+
+
+def deploy_workflows(engine: Engine, app_dir: Path, paths: Sequence[str], role: str) -> list[str]:
+    """Create or update one state machine per ASL file; returns their ARNs.
+
+    An unchanged definition is left alone, so a restart does not bump revisions.
+    """
+    arns = []
+    for relative in paths:
+        path = app_dir / relative
+        try:
+            definition = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ManifestError(f"workflows: {path}: cannot read it: {exc.strerror}") from exc
+        name = workflow_name(path)
+        arn = engine.arns.state_machine(name)
+        request = {"name": name, "definition": definition, "roleArn": role}
+        try:
+            try:
+                engine.catalog.create_state_machine(request)
+            except StateMachineAlreadyExists:
+                engine.catalog.update_state_machine(
+                    {"stateMachineArn": arn, "definition": definition}
+                )
+        except ServiceError as exc:
+            raise ManifestError(f"workflows: {path}: {exc.message}") from exc
+        arns.append(arn)
+    return arns
+
+
+class ControlPlane:
+    """The engine and its APIs, run by ``dirigent up`` beside the app's services."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        app_dir: Path,
+        data_dir: Path,
+        settings: ServerSettings,
+        out: TextIO,
+    ) -> None:
+        self.manifest = manifest
+        self.app_dir = app_dir
+        self.settings = settings
+        self.data_dir = data_dir
+        self.out = out
+        self._running: Any = None
+        self._engine: Engine | None = None
+        self._context: ApiContext | None = None
+        self._store: Any = None
+        self.workflows: list[str] = []
+
+    async def start(self) -> None:
+        # Functions are the app's own modules, named relative to its directory.
+        if str(self.app_dir) not in sys.path:
+            sys.path.insert(0, str(self.app_dir))
+        principals, created = load_principals(self.data_dir, os.environ)
+        self._store = open_store(
+            self.settings.store_url or f"sqlite:///{self.data_dir / 'dirigent.db'}"
+        )
+        self._engine = Engine(
+            self._store,
+            settings=EngineSettings(region=self.settings.region, account=self.settings.account),
+            functions=FunctionRegistry(
+                {name: str(ref) for name, ref in self.manifest.functions.items()}
+            ),
+        )
+        self.workflows = deploy_workflows(
+            self._engine,
+            self.app_dir,
+            self.manifest.workflows,
+            f"arn:aws:iam::{self.settings.account}:role/{self.manifest.app}",
+        )
+        self._engine.start()
+        self._context = ApiContext(self._engine, Principals(principals))
+        self._running = await start_http(
+            self._context, self.settings.host, self.settings.port, self.settings.log_level
+        )
+        if created is not None:
+            print(f"dirigent: created admin credentials in {created} (mode 0600)", file=self.out)
+        print(
+            f"dirigent: API on http://{self.settings.host}:{self.settings.port}, "
+            f"{len(self.workflows)} workflow(s) deployed, store {self._store.url}",
+            file=self.out,
+            flush=True,
+        )
+
+    async def stop(self) -> None:
+        if self._running is not None:
+            await self._running.stop()
+        if self._engine is not None:
+            self._engine.stop()
+        if self._context is not None:
+            self._context.close()
+        if self._store is not None:
+            self._store.close()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "api": f"http://{self.settings.host}:{self.settings.port}",
+            "workflows": list(self.workflows),
+            "store": self._store.url if self._store is not None else None,
+        }
+
+
+def control_plane_factory(
+    settings: ServerSettings,
+) -> Callable[[Manifest, Any, TextIO], Sequence[ControlPlane]]:
+    """What ``dirigent up`` runs beside the services, with the app's data directory."""
+
+    def build(manifest: Manifest, paths: Any, out: TextIO) -> Sequence[ControlPlane]:
+        return [ControlPlane(manifest, paths.app_dir, paths.state_dir, settings, out)]
+
+    return build

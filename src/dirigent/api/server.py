@@ -12,6 +12,10 @@ root (:mod:`dirigent.app`) owns their lifetimes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -47,9 +51,8 @@ def create_app(context: ApiContext) -> Starlette:
     )
 
 
-def serve_http(context: ApiContext, host: str, port: int, log_level: str = "warning") -> None:
-    """Serve until SIGINT or SIGTERM; then stop accepting, let requests finish, return."""
-    config = uvicorn.Config(
+def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
         create_app(context),
         host=host,
         port=port,
@@ -61,4 +64,46 @@ def serve_http(context: ApiContext, host: str, port: int, log_level: str = "warn
         # between calls that are often seconds apart.
         timeout_keep_alive=65,
     )
-    uvicorn.Server(config).run()
+
+
+class _Embedded(uvicorn.Server):
+    """A server living inside someone else's event loop, which owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class RunningServer:
+    """An HTTP server started on the caller's event loop; :meth:`stop` ends it gracefully."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self._server = server
+        self._task = task
+
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+
+async def start_http(
+    context: ApiContext, host: str, port: int, log_level: str = "warning"
+) -> RunningServer:
+    """Serve on the running loop (``dirigent up``); returns once the socket listens."""
+    server = _Embedded(_config(context, host, port, log_level))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # re-raise why it could not start (the port is taken...)
+            raise OSError(f"the API server on {host}:{port} stopped at start")
+        await asyncio.sleep(0.01)
+    return RunningServer(server, task)
+
+
+def serve_http(context: ApiContext, host: str, port: int, log_level: str = "warning") -> None:
+    """Serve until SIGINT or SIGTERM; then stop accepting, let requests finish, return."""
+    uvicorn.Server(_config(context, host, port, log_level)).run()

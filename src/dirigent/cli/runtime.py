@@ -36,7 +36,13 @@ from dirigent.runtime.control import (
     Scale,
     Status,
 )
-from dirigent.runtime.host import AlreadyRunning, AppPaths, run_up, spawn_detached
+from dirigent.runtime.host import (
+    AlreadyRunning,
+    AppPaths,
+    CompanionFactory,
+    run_up,
+    spawn_detached,
+)
 from dirigent.runtime.logs import Follower, parse_since, read_service
 from dirigent.runtime.procfs import start_ticks
 
@@ -56,6 +62,15 @@ def register(subparsers: _Subparsers) -> None:
     up.add_argument("--detach", "-d", action="store_true", help="run in the background")
     up.add_argument(
         "--timeout", type=float, default=120.0, help="with --detach: seconds to wait for readiness"
+    )
+    plane = up.add_argument_group("control plane (the engine and its APIs)")
+    plane.add_argument("--api-host", default="127.0.0.1", help="API address (%(default)s)")
+    plane.add_argument("--api-port", type=int, default=8080, help="API port (%(default)s)")
+    plane.add_argument("--store", help="store URL (default: sqlite under .dirigent/)")
+    plane.add_argument(
+        "--no-control-plane",
+        action="store_true",
+        help="run only the services, without the engine and its APIs",
     )
     up.set_defaults(handler=cmd_up)
 
@@ -127,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     paths = _paths(args)
     try:
         if not args.detach:
-            run_up(paths, sys.stderr)
+            run_up(paths, sys.stderr, None if args.no_control_plane else _control_plane(args))
             return 0
         load_manifest(str(paths.manifest))  # a bad manifest fails here, not in the background
         try:
@@ -135,9 +150,28 @@ def cmd_up(args: argparse.Namespace) -> int:
             raise AlreadyRunning(f"Dirigent is already running for {paths.app_dir}")
         except NotRunning:
             pass
-        return _await_detached(args, paths, spawn_detached(paths))
+        return _await_detached(args, paths, spawn_detached(paths, _plane_arguments(args)))
     except (InvalidManifest, AlreadyRunning, NotRunning) as exc:
         return _failing(exc)
+    except DirigentError as exc:  # the control plane could not start (a bad workflow...)
+        return _failing(exc)
+
+
+def _control_plane(args: argparse.Namespace) -> CompanionFactory:
+    # Imported here: the engine and the HTTP stack are only needed by `up`, and
+    # every other runtime command (ps, logs...) should start fast.
+    from dirigent.app import ServerSettings, control_plane_factory  # noqa: PLC0415
+
+    return control_plane_factory(
+        ServerSettings(host=args.api_host, port=args.api_port, store_url=args.store)
+    )
+
+
+def _plane_arguments(args: argparse.Namespace) -> list[str]:
+    if args.no_control_plane:
+        return ["--no-control-plane"]
+    extra = ["--api-host", args.api_host, "--api-port", str(args.api_port)]
+    return [*extra, "--store", args.store] if args.store else extra
 
 
 def _await_detached(args: argparse.Namespace, paths: AppPaths, pid: int) -> int:

@@ -25,10 +25,10 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from dirigent.errors import DirigentError
 from dirigent.manifest import InvalidManifest, Manifest, Service, load_manifest
@@ -50,6 +50,23 @@ from dirigent.runtime.procfs import start_ticks
 from dirigent.runtime.supervisor import Supervisor
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class Companion(Protocol):
+    """Something that runs beside the services for the app's lifetime (the control plane).
+
+    Started before the first replica and stopped after the last one, so the
+    engine and its API are up while services start and still up while they drain.
+    """
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+
+CompanionFactory = Callable[[Manifest, "AppPaths", TextIO], Sequence[Companion]]
 
 
 class AlreadyRunning(DirigentError):
@@ -109,7 +126,7 @@ def app_lock(paths: AppPaths) -> Iterator[None]:
         os.close(fd)
 
 
-def run_up(paths: AppPaths, out: TextIO) -> None:
+def run_up(paths: AppPaths, out: TextIO, companions: CompanionFactory | None = None) -> None:
     """Run the app in this process until it is stopped (a signal or ``dirigent down``)."""
     with app_lock(paths):
         manifest = load_manifest(str(paths.manifest))
@@ -117,13 +134,14 @@ def run_up(paths: AppPaths, out: TextIO) -> None:
         swept = ledger.sweep(paths.records, str(paths.state_dir), grace=grace)
         if swept:
             print(f"dirigent: stopped {swept} process(es) left by an earlier run", file=out)
-        asyncio.run(Host(paths, manifest, out).run())
+        beside = companions(manifest, paths, out) if companions is not None else ()
+        asyncio.run(Host(paths, manifest, out, beside).run())
 
 
-def spawn_detached(paths: AppPaths) -> int:
+def spawn_detached(paths: AppPaths, extra: Sequence[str] = ()) -> int:
     """Start ``dirigent up`` in its own session, output to ``up.log``; returns its pid."""
     paths.state_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "dirigent.cli.main", "up", "-f", str(paths.manifest)]
+    argv = [sys.executable, "-m", "dirigent.cli.main", "up", "-f", str(paths.manifest), *extra]
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -138,8 +156,15 @@ def spawn_detached(paths: AppPaths) -> int:
 class Host:
     """The running control plane of one app: supervisor, control socket, replica records."""
 
-    def __init__(self, paths: AppPaths, manifest: Manifest, out: TextIO) -> None:
+    def __init__(
+        self,
+        paths: AppPaths,
+        manifest: Manifest,
+        out: TextIO,
+        companions: Sequence[Companion] = (),
+    ) -> None:
         self._paths, self._manifest, self._out = paths, manifest, out
+        self._companions = tuple(companions)
         self._warned: set[str] = set()
         self.warnings: list[str] = []
         self._ticks: dict[int, int] = {}
@@ -161,6 +186,15 @@ class Host:
         self._check_limits(self._manifest)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._supervisor.request_stop)
+        started: list[Companion] = []
+        try:
+            for companion in self._companions:
+                await companion.start()
+                started.append(companion)
+        except BaseException:
+            for companion in reversed(started):
+                await companion.stop()
+            raise
         server = await serve(self._paths.socket, self._handle)
         counts = ", ".join(f"{n} x{s.replicas}" for n, s in self._manifest.services.items())
         print(f"dirigent: {self._manifest.app} up ({counts}), pid {os.getpid()}", file=self._out)
@@ -170,6 +204,8 @@ class Host:
         finally:
             self._stopped.set()
             await server.close()
+            for companion in reversed(started):
+                await companion.stop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             with contextlib.suppress(FileNotFoundError):
@@ -235,6 +271,7 @@ class Host:
             "services": services,
             "settled": settled,
             "warnings": list(self.warnings),
+            "control_plane": [companion.describe() for companion in self._companions],
         }
 
     def _record(self) -> None:

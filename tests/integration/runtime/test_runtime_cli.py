@@ -174,7 +174,15 @@ def test_down_stops_every_process_and_commands_then_say_nothing_runs(app: App) -
 def test_sigterm_to_a_foreground_up_stops_everything_gracefully(app: App) -> None:
     app.write(web(2))
     up = subprocess.Popen(
-        [sys.executable, "-m", "dirigent.cli.main", "up", "-f", str(app.manifest)],
+        [
+            sys.executable,
+            "-m",
+            "dirigent.cli.main",
+            "up",
+            "-f",
+            str(app.manifest),
+            "--no-control-plane",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
