@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from dirigent.api import ApiContext
 from dirigent.api.auth import Principals
@@ -26,6 +27,7 @@ from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.engine.errors import ServiceError, StateMachineAlreadyExists
 from dirigent.errors import ManifestError
 from dirigent.manifest import Manifest
+from dirigent.runtime.host import ServiceDirectory
 from dirigent.store import open_store
 
 DEFAULT_DATA_DIR = Path(".dirigent")
@@ -120,6 +122,26 @@ def deploy_workflows(engine: Engine, app_dir: Path, paths: Sequence[str], role: 
     return arns
 
 
+def service_resolver(services: ServiceDirectory, names: set[str]) -> Callable[[str], str]:
+    """Turn ``http://payments/charge`` into the address of a ready ``payments`` replica.
+
+    Only hosts that name one of the app's services are rewritten; a service
+    with no ready replica keeps its name, so the call fails as unreachable
+    (``States.Http.Socket``) and the state's Retry decides what happens next.
+    """
+
+    def resolve(endpoint: str) -> str:
+        parts = urlsplit(endpoint)
+        if parts.hostname not in names or parts.port is not None:
+            return endpoint
+        port = services.pick(parts.hostname)
+        if port is None:
+            return endpoint
+        return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+
+    return resolve
+
+
 class ControlPlane:
     """The engine and its APIs, run by ``dirigent up`` beside the app's services."""
 
@@ -142,7 +164,7 @@ class ControlPlane:
         self._store: Any = None
         self.workflows: list[str] = []
 
-    async def start(self) -> None:
+    async def start(self, services: ServiceDirectory) -> None:
         # Functions are the app's own modules, named relative to its directory.
         if str(self.app_dir) not in sys.path:
             sys.path.insert(0, str(self.app_dir))
@@ -156,6 +178,7 @@ class ControlPlane:
             functions=FunctionRegistry(
                 {name: str(ref) for name, ref in self.manifest.functions.items()}
             ),
+            resolve=service_resolver(services, set(self.manifest.services)),
         )
         self.workflows = deploy_workflows(
             self._engine,

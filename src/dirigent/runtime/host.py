@@ -52,6 +52,34 @@ from dirigent.runtime.supervisor import Supervisor
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+class ServiceDirectory:
+    """Where each service's ready replicas listen, readable from any thread.
+
+    The host refreshes it from the supervisor; the control plane reads it to
+    reach services by name (``http://payments/charge``) until the mesh routes
+    that traffic. Readers get an immutable snapshot, so no lock is held while
+    they use it.
+    """
+
+    def __init__(self) -> None:
+        self._ready: dict[str, tuple[int, ...]] = {}
+        self._turn = 0
+
+    def update(self, ready: dict[str, tuple[int, ...]]) -> None:
+        self._ready = ready  # one reference swap: readers see old or new, never half
+
+    def ports(self, service: str) -> tuple[int, ...]:
+        return self._ready.get(service, ())
+
+    def pick(self, service: str) -> int | None:
+        """A ready replica's port, taking turns between replicas."""
+        ports = self.ports(service)
+        if not ports:
+            return None
+        self._turn += 1
+        return ports[self._turn % len(ports)]
+
+
 class Companion(Protocol):
     """Something that runs beside the services for the app's lifetime (the control plane).
 
@@ -59,7 +87,7 @@ class Companion(Protocol):
     engine and its API are up while services start and still up while they drain.
     """
 
-    async def start(self) -> None: ...
+    async def start(self, services: ServiceDirectory) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -165,6 +193,7 @@ class Host:
     ) -> None:
         self._paths, self._manifest, self._out = paths, manifest, out
         self._companions = tuple(companions)
+        self.directory = ServiceDirectory()
         self._warned: set[str] = set()
         self.warnings: list[str] = []
         self._ticks: dict[int, int] = {}
@@ -189,13 +218,14 @@ class Host:
         started: list[Companion] = []
         try:
             for companion in self._companions:
-                await companion.start()
+                await companion.start(self.directory)
                 started.append(companion)
         except BaseException:
             for companion in reversed(started):
                 await companion.stop()
             raise
         server = await serve(self._paths.socket, self._handle)
+        refresher = asyncio.create_task(self._refresh_directory())
         counts = ", ".join(f"{n} x{s.replicas}" for n, s in self._manifest.services.items())
         print(f"dirigent: {self._manifest.app} up ({counts}), pid {os.getpid()}", file=self._out)
         self._out.flush()
@@ -203,6 +233,7 @@ class Host:
             await self._supervisor.run()
         finally:
             self._stopped.set()
+            refresher.cancel()
             await server.close()
             for companion in reversed(started):
                 await companion.stop()
@@ -246,6 +277,15 @@ class Host:
                 assert self._stopped is not None  # set before the server listens
                 await self._stopped.wait()
                 return Done({"pid": os.getpid()})
+
+    async def _refresh_directory(self) -> None:
+        while True:
+            ready: dict[str, list[int]] = {}
+            for row in self._supervisor.replicas():
+                if row.ready and row.port is not None:
+                    ready.setdefault(row.service, []).append(row.port)
+            self.directory.update({name: tuple(ports) for name, ports in ready.items()})
+            await asyncio.sleep(0.1)
 
     def _status(self) -> dict[str, object]:
         rows = self._supervisor.replicas()

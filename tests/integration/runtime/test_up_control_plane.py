@@ -50,6 +50,19 @@ def test_up_deploys_the_workflows_and_serves_the_functions_it_declares(tmp_path:
         ),
         encoding="utf-8",
     )
+    ping = {
+        "StartAt": "Ping",
+        "States": {
+            "Ping": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::http:invoke",
+                "Parameters": {"ApiEndpoint": "http://web/ready", "Method": "GET"},
+                "ResultSelector": {"status.$": "$.StatusCode", "body.$": "$.ResponseBody"},
+                "End": True,
+            }
+        },
+    }
+    (tmp_path / "ping.asl.json").write_text(json.dumps(ping), encoding="utf-8")
     (tmp_path / "dirigent.yaml").write_text(
         textwrap.dedent(f"""\
         app: greeter
@@ -57,7 +70,7 @@ def test_up_deploys_the_workflows_and_serves_the_functions_it_declares(tmp_path:
           web:
             command: [{sys.executable}, {REPLICA}]
             probes: {{readiness: {{http: /ready, period: 0.2}}}}
-        workflows: [greet.asl.json]
+        workflows: [greet.asl.json, ping.asl.json]
         functions:
           shout: shoutfns:shout
         """),
@@ -72,13 +85,16 @@ def test_up_deploys_the_workflows_and_serves_the_functions_it_declares(tmp_path:
         )
         machine = "arn:aws:states:us-east-1:123456789012:stateMachine:greet"
         assert client.run(machine, {"word": "hello"}, timeout=30) == {"said": "HELLO"}
+        # An HTTP task names the service; the control plane finds a ready replica.
+        ping = machine.replace(":greet", ":ping")
+        assert client.run(ping, timeout=30) == {"status": 200, "body": "ok"}
         rows = json.loads(_dirigent(tmp_path, "ps", "--json").stdout)
         assert [(r["service"], r["ready"]) for r in rows] == [("web", True)]
     finally:
         stopped = _dirigent(tmp_path, "down")
     assert stopped.returncode == 0, stopped.stderr
     log = (tmp_path / ".dirigent" / "up.log").read_text(encoding="utf-8")
-    assert "1 workflow(s) deployed" in log
+    assert "2 workflow(s) deployed" in log
 
 
 def test_up_refuses_to_start_with_an_invalid_workflow_and_says_which(tmp_path: Path) -> None:
