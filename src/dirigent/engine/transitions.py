@@ -25,7 +25,7 @@ from dirigent.engine.errors import ServiceError
 from dirigent.store.port import Transaction
 from dirigent.store.records import EventRecord, ExecutionRecord, TaskRecord
 from dirigent.workflow.context import ExecutionInfo
-from dirigent.workflow.execution import HISTORY_LIMIT, Execution
+from dirigent.workflow.execution import Execution
 from dirigent.workflow.signals import (
     CancelTask,
     Command,
@@ -33,7 +33,6 @@ from dirigent.workflow.signals import (
     ScheduleTask,
     Signal,
     StartTimer,
-    Stop,
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
@@ -138,18 +137,6 @@ def advance(
             step = execution.handle(signal, moment)
         events.extend(step.events)
         commands.extend(step.commands)
-        if execution.event_count > HISTORY_LIMIT and not execution.finished:
-            # AWS's hard quota: an execution may not grow past 25,000 events.
-            step = execution.handle(
-                Stop(
-                    "States.Runtime",
-                    f"The execution reached the maximum number of "
-                    f"history events ({HISTORY_LIMIT}).",
-                ),
-                moment,
-            )
-            events.extend(step.events)
-            commands.extend(step.commands)
     tx.delete_signals([s.id for s in due])
     tx.append_events(
         [

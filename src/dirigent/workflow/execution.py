@@ -84,6 +84,7 @@ class Execution:
         entropy: Entropy,
         token_prefix: str = "",
         keep_history: bool = True,
+        history_limit: int = HISTORY_LIMIT,
     ) -> None:
         self.machine = machine
         self.info = info
@@ -96,6 +97,7 @@ class Execution:
         #: every event when ``keep_history`` is set (the in-process runner), else empty
         self.history: list[HistoryEvent] = []
         self.keep_history = keep_history
+        self.history_limit = history_limit
         self.event_count = 0
         self._machines = machine_index(machine)
         self._next_thread = 0
@@ -120,7 +122,22 @@ class Execution:
         if self.status in ("PENDING", "RUNNING"):
             self._dispatch(signal)
             self._run_ready()
+            self._enforce_history_limit()
         return Step(self._events, self._commands)
+
+    def _enforce_history_limit(self) -> None:
+        """AWS's quota: an execution whose history reaches the limit fails."""
+        if self.status != "RUNNING" or self.event_count < self.history_limit:
+            return
+        for thread in list(self._threads.values()):
+            if thread.parent is not None:
+                self._abort_thread(thread)
+        root = next(t for t in self._threads.values() if t.parent is None)
+        self._finish_execution_failed(
+            root,
+            failure.RUNTIME,
+            f"The execution reached the maximum number of history events ({self.history_limit}).",
+        )
 
     @property
     def finished(self) -> bool:
@@ -156,10 +173,16 @@ class Execution:
         *,
         entropy: Entropy,
         token_prefix: str = "",
+        history_limit: int = HISTORY_LIMIT,
     ) -> Execution:
         """An execution that continues exactly where :meth:`snapshot` left it."""
         execution = cls(
-            machine, info, entropy=entropy, token_prefix=token_prefix, keep_history=False
+            machine,
+            info,
+            entropy=entropy,
+            token_prefix=token_prefix,
+            keep_history=False,
+            history_limit=history_limit,
         )
         execution.status = snapshot["status"]
         execution.output = snapshot["output"]

@@ -265,3 +265,34 @@ def test_signals_after_the_end_change_nothing() -> None:
     assert driver.send(Stop()).events == []
     assert len(driver.history) == count
     assert driver.execution.status == "SUCCEEDED"
+
+
+def test_an_execution_whose_history_reaches_the_limit_fails_with_states_runtime() -> None:
+    from dirigent.workflow.execution import Execution
+
+    loop = machine(
+        {
+            "Again": {"Type": "Wait", "Seconds": 1, "Next": "Check"},
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                "Default": "Again",
+            },
+            "Done": {"Type": "Succeed"},
+        }
+    )
+    driver = Driver(loop)
+    driver.execution = Execution(
+        driver.execution.machine,
+        driver.execution.info,
+        entropy=driver.execution.entropy,
+        history_limit=20,
+    )
+    step = driver.start({})
+    while finish(step) is None:
+        step = driver.send(TimerFired(only(timers(step)).timer_id))
+    done = finish(step)
+    assert done is not None
+    assert (done.status, done.error) == ("FAILED", "States.Runtime")
+    assert "maximum number of history events (20)" in (done.cause or "")
+    assert 20 <= driver.execution.event_count <= 23
