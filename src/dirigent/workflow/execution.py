@@ -13,9 +13,7 @@ order in which AWS records sequential Map iterations.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +28,6 @@ from dirigent.asl.model import (
     MapState,
     ParallelState,
     PassState,
-    State,
     StateMachine,
     SucceedState,
     TaskState,
@@ -39,12 +36,18 @@ from dirigent.asl.model import (
 from dirigent.asl.scope import Entropy
 from dirigent.workflow import context as ctx
 from dirigent.workflow import dataflow, retrying, states, taskevents
+from dirigent.workflow.base import (
+    HISTORY_LIMIT,
+    PAYLOAD_LIMIT_BYTES,
+    Step,
+    thread_state,
+)
 from dirigent.workflow.dataflow import Frame
-from dirigent.workflow.history import HistoryEvent, payload
+from dirigent.workflow.fanout import FanoutSteps
+from dirigent.workflow.history import payload
 from dirigent.workflow.resources import classify
 from dirigent.workflow.signals import (
     CancelTask,
-    Command,
     Finish,
     ScheduleTask,
     Signal,
@@ -57,61 +60,13 @@ from dirigent.workflow.signals import (
     TaskSucceeded,
     TimerFired,
 )
-from dirigent.workflow.threads import Fanout, Thread, child_key, machine_index
+from dirigent.workflow.threads import Thread
 
-#: AWS's service quota on the size of any payload an execution passes around.
-PAYLOAD_LIMIT_BYTES = 256 * 1024
-#: AWS's quota on the events of one execution's history.
-HISTORY_LIMIT = 25_000
+__all__ = ["HISTORY_LIMIT", "PAYLOAD_LIMIT_BYTES", "Execution", "Step"]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What one call of :meth:`Execution.handle` produced."""
-
-    events: list[HistoryEvent]
-    commands: list[Command]
-
-
-class Execution:
+class Execution(FanoutSteps):
     """One execution of a state machine, as pure state plus a transition function."""
-
-    def __init__(
-        self,
-        machine: StateMachine,
-        info: ctx.ExecutionInfo,
-        *,
-        entropy: Entropy,
-        token_prefix: str = "",
-        keep_history: bool = True,
-        history_limit: int = HISTORY_LIMIT,
-    ) -> None:
-        self.machine = machine
-        self.info = info
-        self.entropy = entropy
-        self.token_prefix = token_prefix
-        self.status = "PENDING"
-        self.output: Json = None
-        self.error: str | None = None
-        self.cause: str | None = None
-        #: every event when ``keep_history`` is set (the in-process runner), else empty
-        self.history: list[HistoryEvent] = []
-        self.keep_history = keep_history
-        self.history_limit = history_limit
-        self.event_count = 0
-        self._machines = machine_index(machine)
-        self._next_thread = 0
-        self._threads: dict[int, Thread] = {}
-        self._ready: deque[int] = deque()
-        self._tokens: dict[str, int] = {}
-        self._timers: dict[str, tuple[int, str]] = {}
-        self._sequence = 0
-        self._invocations: dict[str, int] = {}
-        self._now: datetime = info.start_time
-        self._failed_by_aborted_task = False
-        self._redrive_point: dict[str, Any] | None = None
-        self._events: list[HistoryEvent] = []
-        self._commands: list[Command] = []
 
     # ------------------------------------------------------------------ public
 
@@ -299,13 +254,6 @@ class Execution:
         self._cancel_thread_timers(thread)
         return thread
 
-    def _cancel_thread_timers(self, thread: Thread) -> None:
-        for timer in (thread.timer, thread.heartbeat_timer):
-            if timer is not None:
-                self._timers.pop(timer, None)
-        thread.timer = None
-        thread.heartbeat_timer = None
-
     def _on_task_started(self, signal: TaskStarted) -> None:
         thread_id = self._tokens.get(signal.token)
         if thread_id is None:
@@ -379,35 +327,6 @@ class Execution:
             # A Map whose item list cannot be evaluated is recorded as failed.
             thread.fanout_failed = isinstance(thread_state(thread), MapState)
         self._fail_state(thread, exc.error, cause)
-
-    def _map_run_arn(self, thread: Thread) -> str:
-        arn = self.info.execution_arn.replace(":execution:", ":mapRun:", 1)
-        return f"{arn}/{thread.state_name}:{thread.entered_event}"
-
-    def _cause_of(self, thread: Thread, exc: StatesFailure) -> str:
-        if not exc.prefixed:
-            return exc.cause
-        return (
-            f"An error occurred while executing the state '{thread.state_name}' "
-            f"(entered at the event id #{thread.entered_event}). {exc.cause}"
-        )
-
-    def _frame(self, thread: Thread) -> Frame:
-        state = thread_state(thread)
-        retry_count = (
-            sum(thread.retry_counts)
-            if isinstance(state, TaskState | ParallelState | MapState)
-            else None
-        )
-        context = ctx.build(
-            self.info,
-            state_name=thread.state_name,
-            entered_time=thread.entered_time or self._now,
-            retry_count=retry_count,
-            task_token=thread.token if thread.token and _wants_token(state) else None,
-            map_item=thread.map_item,
-        )
-        return Frame(state, thread.raw_input, context, thread.variables, self.entropy)
 
     def _enter(self, thread: Thread) -> None:
         state = thread_state(thread)
@@ -616,158 +535,6 @@ class Execution:
         self._fail_state(thread, error, None)
         self._run_ready()
 
-    # ------------------------------------------------------------------ Parallel and Map
-
-    def _start_parallel(self, thread: Thread, state: ParallelState, frame: Frame) -> None:
-        branch_input = dataflow.arguments(frame, thread.effective)
-        self._emit_on(thread, "ParallelStateStarted", {})
-        count = len(state.branches)
-        thread.fanout = Fanout(
-            items=[branch_input] * count, results=[None] * count, limit=count, is_map=False
-        )
-        self._launch_children(thread)
-
-    def _start_map(self, thread: Thread, state: MapState, frame: Frame) -> None:
-        items = states.map_items(state, frame, thread.effective)
-        concurrency = states.map_concurrency(state, frame, thread.effective)
-        # AWS reports the Map as started before it reads its failure tolerance,
-        # so a bad ToleratedFailureCountPath fails a started Map.
-        self._emit_on(thread, "MapStateStarted", {"length": len(items)})
-        plan = states.map_plan(state, frame, thread.effective, items, concurrency)
-        if state.mode == "DISTRIBUTED":
-            self._emit_on(thread, "MapRunStarted", {"mapRunArn": self._map_run_arn(thread)})
-        thread.fanout = Fanout(
-            items=plan.items,
-            results=[None] * len(plan.items),
-            limit=plan.max_concurrency or len(plan.items) or 1,
-            tolerated_count=plan.tolerated_count,
-            tolerated_percentage=plan.tolerated_percentage,
-            distributed=state.mode == "DISTRIBUTED",
-        )
-        if not plan.items:
-            thread.phase = "fanout-done"
-            self._ready.appendleft(thread.id)
-            return
-        self._launch_children(thread)
-
-    def _launch_children(self, parent: Thread) -> None:
-        fan = parent.fanout
-        assert fan is not None
-        state = thread_state(parent)
-        launched: list[int] = []
-        while fan.started < len(fan.items) and len(fan.running) < fan.limit:
-            index = fan.started
-            fan.started += 1
-            if isinstance(state, ParallelState):
-                child = self._new_thread(
-                    child_key(parent, state.name, index), parent.variables, parent=parent.id
-                )
-                child.raw_input = fan.items[index]
-            else:
-                assert isinstance(state, MapState)
-                child = self._new_thread(
-                    child_key(parent, state.name, None), parent.variables, parent=parent.id
-                )
-                frame = self._frame(parent)
-                child.raw_input = states.map_item_input(
-                    state, frame, parent.effective, index, fan.items[index]
-                )
-                child.map_item = None
-            child.silent = parent.silent or fan.distributed
-            child.child_index = index
-            child.state_name = child.machine.start_at
-            child.prev_event = parent.prev_event
-            fan.running.add(child.id)
-            child.phase = "enter"
-            if isinstance(state, MapState) and not fan.distributed:
-                started = self._emit_on(
-                    parent, "MapIterationStarted", {"name": state.name, "index": index}
-                )
-                child.prev_event = started.id
-            launched.append(child.id)
-        # Depth-first: the new children run before anything else queued.
-        self._ready.extendleft(reversed(launched))
-
-    def _child_finished(self, child: Thread, ok: bool, value: Json, err: tuple[Any, Any]) -> None:
-        parent = self._threads[child.parent] if child.parent is not None else None
-        assert parent is not None
-        assert parent.fanout is not None
-        fan = parent.fanout
-        fan.running.discard(child.id)
-        fan.finished += 1
-        state = thread_state(parent)
-        if isinstance(state, MapState) and not fan.distributed:
-            kind = "MapIterationSucceeded" if ok else "MapIterationFailed"
-            self._emit_on(parent, kind, {"name": state.name, "index": child.child_index})
-        if ok:
-            fan.results[child.child_index] = value
-        else:
-            fan.failed += 1
-            if not self._tolerated(fan):
-                self._abort_children(parent)
-                parent.fanout = None
-                if fan.distributed:
-                    self._emit_on(parent, "MapRunFailed", {})
-                parent.fanout_failed = True
-                if _has_threshold(fan) or fan.distributed:
-                    # A Map Run's failure tolerance (zero unless set) was exceeded.
-                    err = (failure.EXCEED_TOLERATED_FAILURE, _THRESHOLD_EXCEEDED)
-                self._fail_state(parent, err[0], err[1])
-                return
-            fan.results[child.child_index] = {"Error": err[0], "Cause": err[1]}
-        if fan.finished == len(fan.items):
-            parent.phase = "fanout-done"
-            self._ready.appendleft(parent.id)
-        else:
-            self._launch_children(parent)
-
-    def _tolerated(self, fan: Fanout) -> bool:
-        # With both thresholds set, the Map fails as soon as either is exceeded.
-        if not fan.is_map or not _has_threshold(fan):
-            return False
-        if fan.tolerated_count is not None and fan.failed > fan.tolerated_count:
-            return False
-        if fan.tolerated_percentage is not None and fan.items:
-            return fan.failed * 100.0 / len(fan.items) <= fan.tolerated_percentage
-        return True
-
-    def _abort_children(self, parent: Thread) -> None:
-        fan = parent.fanout
-        if fan is None:
-            return
-        for child_id in list(fan.running):
-            child = self._threads.get(child_id)
-            if child is not None:
-                self._abort_thread(child)
-        fan.running.clear()
-
-    def _abort_thread(self, thread: Thread) -> None:
-        if not thread.done and thread.entered_event:
-            state = thread_state(thread)
-            self._emit_on(thread, f"{state.type}StateAborted", {"name": state.name})
-        self._retire(thread)
-        if thread.token is not None:
-            self._tokens.pop(thread.token, None)
-            self._commands.append(CancelTask(thread.token))
-            thread.token = None
-        self._cancel_thread_timers(thread)
-        if thread.fanout is not None:
-            self._abort_children(thread)
-
-    def _finish_fanout(self, thread: Thread) -> None:
-        fan = thread.fanout
-        assert fan is not None
-        thread.fanout = None
-        state = thread_state(thread)
-        # AWS records MapStateSucceeded but no ParallelStateSucceeded.
-        if isinstance(state, MapState):
-            if fan.distributed:
-                self._emit_on(thread, "MapRunSucceeded", {})
-            self._emit_on(thread, "MapStateSucceeded", {})
-        frame = self._frame(thread)
-        result = dataflow.select_result(frame, fan.results)
-        self._complete(thread, frame, result)
-
     # ------------------------------------------------------------------ failures
 
     def _fail_state(
@@ -904,73 +671,6 @@ class Execution:
         self._tokens.clear()
         self._timers.clear()
         self._ready.clear()
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _new_thread(self, key: str, variables: Mapping[str, Json], *, parent: int | None) -> Thread:
-        thread = Thread(
-            id=self._next_thread,
-            machine=self._machines[key],
-            machine_key=key,
-            variables=dict(variables),
-            parent=parent,
-        )
-        self._next_thread += 1
-        self._threads[thread.id] = thread
-        return thread
-
-    def _retire(self, thread: Thread) -> None:
-        """Forget a finished thread; its parent has taken what it needed."""
-        thread.done = True
-        self._threads.pop(thread.id, None)
-
-    def _mint(self, kind: str) -> str:
-        self._sequence += 1
-        return f"{self.token_prefix}{kind}-{self._sequence}"
-
-    def _arm(self, thread: Thread, purpose: str, seconds: float) -> str:
-        timer = self._mint("timer")
-        self._timers[timer] = (thread.id, purpose)
-        self._commands.append(StartTimer(timer, self._now + timedelta(seconds=seconds)))
-        return timer
-
-    def _last_id(self) -> int:
-        return self.event_count
-
-    def _emit(self, event_type: str, previous: int, details: Mapping[str, Any]) -> HistoryEvent:
-        self.event_count += 1
-        event = HistoryEvent(self.event_count, previous, self._now, event_type, details)
-        if self.keep_history:
-            self.history.append(event)
-        self._events.append(event)
-        return event
-
-    def _emit_on(self, thread: Thread, event_type: str, details: Mapping[str, Any]) -> HistoryEvent:
-        if thread.silent:
-            # Distributed Map iterations run as child executions; their events
-            # are not part of this execution's history.
-            return HistoryEvent(0, thread.prev_event, self._now, event_type, details)
-        event = self._emit(event_type, thread.prev_event, details)
-        thread.prev_event = event.id
-        return event
-
-    def threads(self) -> Iterator[Thread]:
-        return iter(self._threads.values())
-
-
-def thread_state(thread: Thread) -> State:
-    return thread.machine.states[thread.state_name]
-
-
-_THRESHOLD_EXCEEDED = "The specified tolerated failure threshold was exceeded"
-
-
-def _has_threshold(fan: Fanout) -> bool:
-    return fan.tolerated_count is not None or fan.tolerated_percentage is not None
-
-
-def _wants_token(state: State) -> bool:
-    return isinstance(state, TaskState) and state.resource.endswith(".waitForTaskToken")
 
 
 def _text(value: Json) -> str:
