@@ -24,6 +24,7 @@ from typing import TypeAlias
 
 from dirigent.errors import DirigentError
 from dirigent.manifest import InvalidManifest, load_manifest
+from dirigent.mesh.section import MESH_SECTIONS
 from dirigent.runtime.channel import NotRunning, call
 from dirigent.runtime.control import (
     Apply,
@@ -144,7 +145,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not args.detach:
             run_up(paths, sys.stderr, None if args.no_control_plane else _control_plane(args))
             return 0
-        load_manifest(str(paths.manifest))  # a bad manifest fails here, not in the background
+        # a bad manifest fails here, not in the background
+        load_manifest(str(paths.manifest), sections=MESH_SECTIONS)
         try:
             _ask(args, Status())
             raise AlreadyRunning(f"Dirigent is already running for {paths.app_dir}")

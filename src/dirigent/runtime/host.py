@@ -32,6 +32,7 @@ from typing import Protocol, TextIO
 
 from dirigent.errors import DirigentError
 from dirigent.manifest import InvalidManifest, Manifest, Service, load_manifest
+from dirigent.mesh.section import MESH_SECTIONS
 from dirigent.runtime import cgroups, ledger
 from dirigent.runtime.channel import serve
 from dirigent.runtime.control import (
@@ -157,7 +158,7 @@ def app_lock(paths: AppPaths) -> Iterator[None]:
 def run_up(paths: AppPaths, out: TextIO, companions: CompanionFactory | None = None) -> None:
     """Run the app in this process until it is stopped (a signal or ``dirigent down``)."""
     with app_lock(paths):
-        manifest = load_manifest(str(paths.manifest))
+        manifest = load_manifest(str(paths.manifest), sections=MESH_SECTIONS)
         grace = max((s.stop.grace_period for s in manifest.services.values()), default=10.0)
         swept = ledger.sweep(paths.records, str(paths.state_dir), grace=grace)
         if swept:
@@ -265,7 +266,7 @@ class Host:
                 return Done({"service": service})
             case Apply():
                 try:
-                    manifest = load_manifest(str(self._paths.manifest))
+                    manifest = load_manifest(str(self._paths.manifest), sections=MESH_SECTIONS)
                 except InvalidManifest as exc:
                     return Refused(f"nothing applied: {exc}")
                 self._manifest = manifest
