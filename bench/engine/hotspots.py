@@ -32,11 +32,15 @@ LOCK_WAIT = "waiting for the store's lock"
 LEFT_OUT = {IDLE, STARTUP, SHUTDOWN}
 
 
+#: where the measured ``dirigent`` package lives (run.py points it at an exported commit)
+source_root = [SRC]
+
+
 @cache
 def _source_line(file: str, line: int) -> str:
     if not file.startswith("dirigent/"):
         return ""
-    path = SRC / file
+    path = source_root[0] / file
     try:
         return path.read_text().splitlines()[line - 1]
     except (OSError, IndexError):

@@ -237,9 +237,39 @@ class Side:
     argv: list[str]
 
 
-def run_side(side: Side, timeout: float) -> dict[str, Any]:
+def export_engine(commit: str, workdir: Path) -> tuple[dict[str, str], str]:
+    """The environment that makes Dirigent's sides import ``src/`` as of ``commit``.
+
+    Others may be editing the working tree while the bench runs; an exported
+    commit keeps the measured engine whole and named. ``PYTHONPATH`` comes before
+    the editable install's path entry, so the export wins.
+    """
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", commit],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    target = workdir / "engine-src"
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", revision, "src"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    hotspots.source_root[0] = target / "src"
+    return {"PYTHONPATH": str(target / "src")}, revision
+
+
+def run_side(side: Side, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
     completed = subprocess.run(
-        side.argv, cwd=HERE, capture_output=True, text=True, timeout=timeout, check=False
+        side.argv,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
@@ -258,7 +288,9 @@ def wait_for_quiet(max_load: float, patience: float) -> None:
         time.sleep(15)
 
 
-def profile_dirigent(workdir: Path, count: int, in_flight: int) -> dict[str, Any]:
+def profile_dirigent(
+    workdir: Path, count: int, in_flight: int, env: dict[str, str]
+) -> dict[str, Any]:
     """Dirigent's SQLite run of the 3-step workflow under py-spy, and its statements."""
     raw = workdir / "profile.txt"
     url = f"sqlite:///{workdir / 'profile.db'}"
@@ -286,7 +318,9 @@ def profile_dirigent(workdir: Path, count: int, in_flight: int) -> dict[str, Any
         "--warmup",
         "0",
     ]
-    subprocess.run(argv, cwd=HERE, capture_output=True, check=True, timeout=300)
+    subprocess.run(
+        argv, cwd=HERE, capture_output=True, check=True, timeout=300, env={**os.environ, **env}
+    )
     rows = hotspots.table(raw.read_text(), PROFILE_RATE, 2 * count)
     counted = run_side(
         Side(
@@ -302,6 +336,7 @@ def profile_dirigent(workdir: Path, count: int, in_flight: int) -> dict[str, Any
             ],
         ),
         120,
+        env,
     )
     return {"rows": rows, "statements": counted["sizes"]}
 
@@ -403,6 +438,10 @@ def main() -> None:
     parser.add_argument("--max-load", type=float, default=1.0, help="wait for a lower load")
     parser.add_argument("--load-patience", type=float, default=120.0, help="seconds at most")
     parser.add_argument("--side-timeout", type=float, default=240.0)
+    parser.add_argument(
+        "--engine-commit",
+        help="measure Dirigent's src/ as of this commit (default: the working tree as it is)",
+    )
     args = parser.parse_args()
     sizes = args.sizes.split(",")
     common = [
@@ -421,7 +460,12 @@ def main() -> None:
     postgres = Postgres(args.postgres) if args.postgres else None
     workdir = Path(tempfile.mkdtemp(prefix="dirigent-bench-engine-"))
     restate_note: str | None = None
+    engine_env: dict[str, str] = {}
+    engine = "working tree"
     try:
+        if args.engine_commit:
+            engine_env, engine = export_engine(args.engine_commit, workdir)
+        log(f"Dirigent's engine: {engine}")
         ingress: int | None = None
         if not args.no_restate:
             try:
@@ -461,14 +505,16 @@ def main() -> None:
             log(f"round {round_index + 1} of {args.repeats}, load average {loads[-1]:.2f}")
             for side in sides(round_index):
                 log(f"  {side.system} on {side.store}")
-                result = run_side(side, args.side_timeout)
+                env = engine_env if side.system == "dirigent" else None
+                result = run_side(side, args.side_timeout, env)
                 result["load"] = os.getloadavg()[0]
                 results.setdefault((side.system, side.store), []).append(result)
+        print(f"\nDirigent's engine: {engine}")
         print_report(results, loads, sizes, restate_note)
         profile = None
         if not args.no_profile:
             log("profiling Dirigent on SQLite (py-spy)")
-            profile = profile_dirigent(workdir, args.count, args.in_flight)
+            profile = profile_dirigent(workdir, args.count, args.in_flight, engine_env)
             print_profile(profile)
         RESULTS.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -480,6 +526,7 @@ def main() -> None:
                         "cpus": os.cpu_count(),
                         "platform": platform.platform(),
                     },
+                    "engine": engine,
                     "loads": loads,
                     "rounds": [
                         {"system": system, "store": store, **r}
