@@ -29,18 +29,12 @@ unit: $(STAMP)
 
 test: lint typecheck contracts unit
 
-# The order workflow of examples/order, run in-process three ways: a happy path
-# that heals through retries, a declined card that compensates, and a shipping
-# outage that refunds. Each must end as the example says it should.
+# The shop of examples/shop end to end: its services, the engine and the API come
+# up, orders stream through while a shipping replica is killed and payments is
+# slowed, and every business invariant is checked from the services' own records.
+# Exits non-zero if one does not hold; stops everything it started.
 demo: $(STAMP)
-	@for case in HappyPath PaymentDeclined ShippingDown; do \
-		echo "== order workflow, test case $$case"; \
-		$(BIN)/dirigent run examples/order/order.asl.json --virtual-time \
-			--input-file examples/order/order-input.json \
-			--mock-config examples/order/mocks.json --test-case $$case; \
-		code=$$?; want=1; [ $$case = HappyPath ] && want=0; \
-		if [ $$code -ne $$want ]; then echo "unexpected exit $$code for $$case"; exit 1; fi; \
-	done
+	$(BIN)/dirigent demo --once
 
 bench: $(STAMP)
 	$(BIN)/python bench/asl/run.py
