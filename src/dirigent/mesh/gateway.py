@@ -1,0 +1,138 @@
+"""The ingress gateway: one listener for clients outside the mesh, with routes to services.
+
+Per request: pick the route whose host (if it names one) and longest path
+prefix fit (404 if none); when the gateway requires a JWT, take the bearer
+token from ``Authorization`` and validate it with
+:mod:`dirigent.mesh.policy.jwt` (401 with ``www-authenticate`` when it is
+missing, expired, forged or meant for someone else, as Envoy answers); then
+hand the request to the mesh's outbound :class:`~dirigent.mesh.proxy.Proxy`,
+whose routes, retries, balancing and mTLS apply as for any caller. The
+proxy's ``source`` is the gateway's identity.
+
+JWKS come from a file or a URL through :class:`Jwks`, which the shell
+refreshes; this module must never decide routing within a service, and
+reads the wall clock only through what it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dirigent.mesh import http1
+from dirigent.mesh.policy import jwt
+from dirigent.mesh.proxy import MAX_BODY, Proxy
+from dirigent.mesh.relay import reply
+
+_BEARER = b"bearer "
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    """Requests under ``prefix`` (and for ``host``, when set) go to ``service``."""
+
+    prefix: str
+    service: str
+    host: str | None = None
+
+
+class Jwks:
+    """The issuer's signing keys, loaded from a file or fetched from a URL."""
+
+    def __init__(self, keys: Mapping[str, jwt.PublicKey] | None = None) -> None:
+        self.keys: Mapping[str, jwt.PublicKey] = keys or {}
+
+    def load_document(self, document: Mapping[str, object]) -> None:
+        self.keys = jwt.read_jwks(document)
+
+    def load_file(self, path: Path) -> None:
+        self.load_document(json.loads(path.read_text()))
+
+    async def fetch(self, url: str, timeout: float = 10.0) -> None:
+        """Fetch the JWKS at ``url``; on failure the keys held so far stay in use."""
+
+        def get() -> bytes:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                body: bytes = response.read()
+                return body
+
+        self.load_document(json.loads(await asyncio.to_thread(get)))
+
+
+class Gateway:
+    def __init__(
+        self,
+        routes: tuple[GatewayRoute, ...],
+        proxy: Proxy,
+        *,
+        jwt_rule: jwt.JwtRule | None = None,
+        jwks: Jwks | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        # Longest prefix first, and a route naming a host before one that does not.
+        self.routes = tuple(sorted(routes, key=lambda r: (r.host is None, -len(r.prefix))))
+        self.proxy = proxy
+        self.jwt_rule = jwt_rule
+        self.jwks = jwks or Jwks()
+        self._wall = wall
+
+    async def listen(self, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, host, port)
+
+    async def _serve(self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reader = http1.MessageReader(stream, responses=False)
+        try:
+            while (request := await reader.head()) is not None:
+                body = await reader.whole_body(request, MAX_BODY)
+                await self._handle(request, body, writer)
+                if not request.keep_alive:
+                    break
+        except http1.ProtocolError:
+            with contextlib.suppress(ConnectionError):
+                await reply(writer, 400, b"bad request\n", keep_alive=False)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(
+        self, request: http1.Message, body: bytes, writer: asyncio.StreamWriter
+    ) -> None:
+        keep = request.keep_alive
+        route = self._route(request)
+        if route is None:
+            await reply(writer, 404, b"no route\n", keep_alive=keep)
+            return
+        if self.jwt_rule is not None:
+            problem = self._authenticate(request, self.jwt_rule)
+            if problem is not None:
+                challenge = b'Bearer realm="dirigent", error="invalid_token"'
+                await reply(
+                    writer, 401, problem.encode() + b"\n", keep_alive=keep,
+                    headers=[(b"www-authenticate", challenge)],
+                )  # fmt: skip
+                return
+        await self.proxy.handle(request, body, writer, route.service, request.target)
+
+    def _route(self, request: http1.Message) -> GatewayRoute | None:
+        host = (request.header(b"host") or b"").split(b":", 1)[0].decode("latin-1").lower()
+        path = request.target.decode("latin-1")
+        for route in self.routes:
+            if (route.host is None or route.host == host) and path.startswith(route.prefix):
+                return route
+        return None
+
+    def _authenticate(self, request: http1.Message, rule: jwt.JwtRule) -> str | None:
+        """None when the request carries a valid token; else why it is refused."""
+        value = request.header(b"authorization")
+        if value is None or value[: len(_BEARER)].lower() != _BEARER:
+            return "Jwt is missing"
+        token = value[len(_BEARER) :].strip().decode("latin-1")
+        result = jwt.verify(token, rule, self.jwks.keys, self._wall())
+        return result.reason if isinstance(result, jwt.Rejected) else None
