@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -73,6 +74,15 @@ class _Destination:
     #: rings by the exact endpoints they were built over: a change in the
     #: table, the subset or the ejected set gives another key, never a stale ring
     rings: dict[tuple[Endpoint, ...], HashRing] = field(default_factory=dict)
+    #: requests queued for a connection at max_connections, woken as one frees up
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+    def wake_one(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 @dataclass(slots=True)
@@ -80,6 +90,9 @@ class _Attempt:
     outcome: Outcome
     connection: Connection | None = None
     response: http1.Message | None = None
+    #: shed at max_connections with max_pending full: answered 503 at once,
+    #: neither retried nor held against the endpoint
+    overflow: bool = False
 
 
 class Proxy:
@@ -255,12 +268,19 @@ class Proxy:
                 attempt = await self._attempt(
                     endpoint, method=request.method, target=target, headers=out_headers,
                     body=body, timeout=timeout, pool=pool, expected=expected,
+                    limits=config.connection_pool, state=state,
                 )  # fmt: skip
             finally:
                 state.active[endpoint] -= 1
                 if holding_retry:
                     state.load = breaker.finish_retry(state.load)
                     holding_retry = False
+            if attempt.overflow:
+                extra = [(b"x-envoy-overloaded", b"true")]
+                await reply(
+                    writer, 503, b"overflow\n", keep_alive=request.keep_alive, headers=extra
+                )
+                return 503
             self._observe(config, state, endpoint, attempt.outcome, len(candidates))
             budget_ok = (
                 retry.within_budget(config.retry_budget, state.load.requests, state.load.retries)
@@ -292,6 +312,8 @@ class Proxy:
         timeout: float | None,
         pool: Pool,
         expected: str | None,
+        limits: breaker.ConnectionPool,
+        state: _Destination,
     ) -> _Attempt:
         host_header = [(b"host", endpoint.address.encode())]
         payload = http1.request_head(method, target, host_header + headers, len(body)) + body
@@ -300,9 +322,11 @@ class Proxy:
             async with asyncio.timeout(timeout):
                 for fresh in (False, True):
                     try:
-                        connection = await pool.acquire(endpoint.host, endpoint.port)
+                        connection = await self._acquire(pool, endpoint, limits, state)
                     except OSError:
                         return _Attempt(Failure.CONNECT_FAILURE)
+                    if connection is None:
+                        return _Attempt(Failure.CONNECT_FAILURE, overflow=True)
                     if expected is not None and not connection.reused:
                         ssl_object = connection.writer.get_extra_info("ssl_object")
                         if peer_identity(ssl_object) != expected:
@@ -328,6 +352,51 @@ class Proxy:
             if connection is not None:
                 connection.close()  # a response may still arrive on it; nobody would read it
             return _Attempt(Failure.TIMEOUT)
+
+    async def _acquire(
+        self, pool: Pool, endpoint: Endpoint, limits: breaker.ConnectionPool, state: _Destination
+    ) -> Connection | None:
+        """A connection to ``endpoint`` within the destination's connection limit.
+
+        An idle one first; else a new one if ``max_connections`` allows; else
+        wait in the queue for one to free up (or for an idle connection to
+        another endpoint to be closed to make room); None when the queue is
+        full too, which sheds the request.
+        """
+        while True:
+            connection = pool.take_idle(endpoint.host, endpoint.port)
+            if connection is not None:
+                return connection
+            opened = breaker.open_connection(limits, state.load)
+            if isinstance(opened, breaker.Load):
+                state.load = opened
+                try:
+                    connection = await pool.connect(endpoint.host, endpoint.port)
+                except BaseException:
+                    state.load = breaker.close_connection(state.load)
+                    state.wake_one()
+                    raise
+                connection.owner = state
+                connection.on_close = lambda: self._connection_closed(state)
+                connection.on_idle = state.wake_one
+                return connection
+            if pool.evict_idle(state):
+                continue  # an idle connection elsewhere made room for this one
+            queued = breaker.queue(limits, state.load)
+            if isinstance(queued, breaker.Overflow):
+                return None
+            state.load = queued
+            waiter = asyncio.get_running_loop().create_future()
+            state.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                state.load = breaker.dequeue(state.load)
+
+    @staticmethod
+    def _connection_closed(state: _Destination) -> None:
+        state.load = breaker.close_connection(state.load)
+        state.wake_one()
 
     async def _respond(
         self,

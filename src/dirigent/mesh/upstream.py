@@ -15,6 +15,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dirigent.mesh.http1 import MessageReader
@@ -30,10 +31,22 @@ class Connection:
     writer: asyncio.StreamWriter
     served: int = 0
     reused: bool = False
+    #: whose connection limit this connection counts against (the proxy's
+    #: per-destination state); the pool only compares it
+    owner: object = None
+    #: called once when the connection closes, and when it goes back idle
+    on_close: Callable[[], None] | None = None
+    on_idle: Callable[[], None] | None = None
+    closed: bool = False
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         with contextlib.suppress(Exception):
             self.writer.close()
+        if self.on_close is not None:
+            self.on_close()
 
 
 class Pool:
@@ -48,6 +61,9 @@ class Pool:
 
         A TLS handshake that fails (a callee outside the mesh CA) is an OSError too.
         """
+        return self.take_idle(host, port) or await self.connect(host, port)
+
+    def take_idle(self, host: str, port: int) -> Connection | None:
         idle = self._idle.get((host, port))
         while idle:
             connection = idle.pop()
@@ -55,6 +71,19 @@ class Pool:
                 connection.reused = True
                 return connection
             connection.close()
+        return None
+
+    def evict_idle(self, owner: object) -> bool:
+        """Close one idle connection counted against ``owner``; False if it has none."""
+        for idle in self._idle.values():
+            for connection in idle:
+                if connection.owner is owner:
+                    idle.remove(connection)
+                    connection.close()
+                    return True
+        return False
+
+    async def connect(self, host: str, port: int) -> Connection:
         stream_reader, writer = await asyncio.open_connection(
             host, port, ssl=self.tls, server_hostname="" if self.tls else None
         )
@@ -72,9 +101,11 @@ class Pool:
             connection.close()
         else:
             idle.append(connection)
+            if connection.on_idle is not None:
+                connection.on_idle()
 
     def close(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
+        every = [connection for idle in self._idle.values() for connection in idle]
         self._idle.clear()
+        for connection in every:
+            connection.close()

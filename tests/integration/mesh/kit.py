@@ -75,6 +75,7 @@ class Replica:
     delay: float = 0.0
     status: int = 200
     served: int = 0
+    connections: int = 0
     seen: list[http1.Message] = field(default_factory=list)
     server: asyncio.Server | None = None
 
@@ -85,6 +86,7 @@ class Replica:
 
     async def _serve(self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reader = http1.MessageReader(stream, responses=False)
+        self.connections += 1
         try:
             while (request := await reader.head()) is not None:
                 body = await reader.whole_body(request, 2**20)
