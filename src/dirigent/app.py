@@ -27,6 +27,8 @@ from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.engine.errors import ServiceError, StateMachineAlreadyExists
 from dirigent.errors import ManifestError
 from dirigent.manifest import Manifest
+from dirigent.mesh.config import MeshPolicy
+from dirigent.mesh.node import AppMesh
 from dirigent.runtime.host import ServiceDirectory
 from dirigent.store import open_store
 
@@ -122,22 +124,29 @@ def deploy_workflows(engine: Engine, app_dir: Path, paths: Sequence[str], role: 
     return arns
 
 
-def service_resolver(services: ServiceDirectory, names: set[str]) -> Callable[[str], str]:
-    """Turn ``http://payments/charge`` into the address of a ready ``payments`` replica.
+def service_resolver(
+    services: ServiceDirectory, names: set[str], mesh: AppMesh | None = None
+) -> Callable[[str], tuple[str, str | None]]:
+    """How the engine reaches ``http://payments/charge``.
 
-    Only hosts that name one of the app's services are rewritten; a service
-    with no ready replica keeps its name, so the call fails as unreachable
+    With the mesh, through the engine's own outbound listener (identity
+    ``engine``, so policies can allow or deny it, with retries, timeouts and
+    mTLS). Without it, straight to a ready ``payments`` replica. Hosts that do
+    not name one of the app's services are called as they are; a service with
+    no ready replica keeps its name, so the call fails as unreachable
     (``States.Http.Socket``) and the state's Retry decides what happens next.
     """
 
-    def resolve(endpoint: str) -> str:
+    def resolve(endpoint: str) -> tuple[str, str | None]:
         parts = urlsplit(endpoint)
         if parts.hostname not in names or parts.port is not None:
-            return endpoint
+            return endpoint, None
+        if mesh is not None:
+            return endpoint, mesh.engine_proxy()
         port = services.pick(parts.hostname)
         if port is None:
-            return endpoint
-        return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+            return endpoint, None
+        return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}")), None
 
     return resolve
 
@@ -152,7 +161,10 @@ class ControlPlane:
         data_dir: Path,
         settings: ServerSettings,
         out: TextIO,
+        *,
+        mesh: AppMesh | None = None,
     ) -> None:
+        self.mesh = mesh
         self.manifest = manifest
         self.app_dir = app_dir
         self.settings = settings
@@ -178,7 +190,7 @@ class ControlPlane:
             functions=FunctionRegistry(
                 {name: str(ref) for name, ref in self.manifest.functions.items()}
             ),
-            resolve=service_resolver(services, set(self.manifest.services)),
+            resolve=service_resolver(services, set(self.manifest.services), self.mesh),
         )
         self.workflows = deploy_workflows(
             self._engine,
@@ -220,10 +232,19 @@ class ControlPlane:
 
 def control_plane_factory(
     settings: ServerSettings,
-) -> Callable[[Manifest, Any, TextIO], Sequence[ControlPlane]]:
-    """What ``dirigent up`` runs beside the services, with the app's data directory."""
+) -> Callable[[Manifest, Any, TextIO], Sequence[Any]]:
+    """What ``dirigent up`` runs beside the services: the mesh (when the manifest
+    has a ``mesh`` section) and the control plane, started in that order so the
+    engine can call through the mesh from its first task."""
 
-    def build(manifest: Manifest, paths: Any, out: TextIO) -> Sequence[ControlPlane]:
-        return [ControlPlane(manifest, paths.app_dir, paths.state_dir, settings, out)]
+    def build(manifest: Manifest, paths: Any, out: TextIO) -> Sequence[Any]:
+        policy = manifest.extensions.get("mesh")
+        mesh = (
+            AppMesh(manifest.app, list(manifest.services), policy)
+            if isinstance(policy, MeshPolicy)
+            else None
+        )
+        plane = ControlPlane(manifest, paths.app_dir, paths.state_dir, settings, out, mesh=mesh)
+        return [mesh, plane] if mesh is not None else [plane]
 
     return build

@@ -27,8 +27,13 @@ from dirigent.engine.functions import (
 )
 from dirigent.workflow.signals import ScheduleTask, Signal, TaskFailed, TaskStarted, TaskSucceeded
 
-#: turns a task's endpoint into the address to call (the mesh resolves service names)
-Resolver = Callable[[str], str]
+#: a task's endpoint -> the URL to call and the HTTP proxy to call it through (or None);
+#: under ``dirigent up`` service names go through the mesh, which is that proxy
+Resolver = Callable[[str], tuple[str, str | None]]
+
+
+def direct(endpoint: str) -> tuple[str, str | None]:
+    return endpoint, None
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -92,7 +97,7 @@ def _run_http(command: ScheduleTask, resolve: Resolver) -> list[Signal]:
     endpoint = str(params.get("ApiEndpoint", ""))
     method = str(params.get("Method", "GET")).upper()
     query = params.get("QueryParameters") or {}
-    url = resolve(endpoint)
+    url, proxy = resolve(endpoint)
     if query:
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode(query, doseq=True)
     headers = {str(k): str(v) for k, v in (params.get("Headers") or {}).items()}
@@ -105,8 +110,13 @@ def _run_http(command: ScheduleTask, resolve: Resolver) -> list[Signal]:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         headers.setdefault("Content-Type", "application/json")
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    # An explicit opener either way: urllib would otherwise honour this process's
+    # own HTTP_PROXY variables, which are not the engine's to follow.
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": proxy} if proxy else {})
+    )
     try:
-        with urllib.request.urlopen(request, timeout=command.timeout_seconds or 60) as response:
+        with opener.open(request, timeout=command.timeout_seconds or 60) as response:
             status, reason = response.status, response.reason
             raw = response.read()
             response_headers = dict(response.headers.items())

@@ -21,7 +21,7 @@ from dirigent.asl.scope import Entropy
 from dirigent.engine import codec
 from dirigent.engine.arns import Arns, check_name
 from dirigent.engine.catalog import Catalog, when
-from dirigent.engine.dispatch import Resolver
+from dirigent.engine.dispatch import Resolver, direct
 from dirigent.engine.errors import InvalidArn, ValidationException
 from dirigent.engine.executions import Executions
 from dirigent.engine.functions import FunctionRegistry
@@ -82,7 +82,7 @@ class Engine:
             store,
             self.context,
             self.functions,
-            resolve or (lambda endpoint: endpoint),
+            resolve or direct,
             clock,
             batch=self.settings.batch,
             pool_size=self.settings.pool_size,

@@ -93,6 +93,14 @@ class Metrics:
             found = by_route[route] = Series(labels)
         return found
 
+    def served(self, destination: str) -> list[Series]:
+        """Every series the callee side reported for ``destination`` (its whole load)."""
+        return [
+            series
+            for by_destination in self._series.get("destination", {}).values()
+            for series in by_destination.get(destination, {}).values()
+        ]
+
     def all_series(self) -> list[Series]:
         return [
             series

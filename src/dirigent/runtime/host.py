@@ -48,7 +48,7 @@ from dirigent.runtime.control import (
     Status,
 )
 from dirigent.runtime.procfs import start_ticks
-from dirigent.runtime.supervisor import Supervisor
+from dirigent.runtime.supervisor import Supervisor, Traffic
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -207,6 +207,9 @@ class Host:
             inherited_env={**os.environ, ledger.MARKER: str(paths.state_dir)},
             on_change=self._record,
             cgroup_for=self._cgroup_for,
+            # A companion that carries the app's traffic (the mesh) hears about
+            # readiness and gives replicas its environment.
+            traffic=next((c for c in self._companions if isinstance(c, Traffic)), None),
         )
         self._stopped: asyncio.Event | None = None
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from dirigent.manifest.model import Manifest, Service
 from dirigent.runtime import observed as state
@@ -81,13 +82,32 @@ class Changes:
     rolled: tuple[str, ...]
 
 
+@runtime_checkable
+class Traffic(Protocol):
+    """What the mesh needs from the runtime, and what it gives back.
+
+    ``environment`` is added to a service's replicas' environment (the mesh's
+    ``HTTP_PROXY``); ``readiness`` is told the moment a replica slot becomes
+    ready or stops being ready (before it is signalled to stop); ``load``
+    answers the service's live request rate, p95 latency and in-flight
+    requests for the autoscaler (``None`` where unknown).
+    """
+
+    def environment(self, service: str) -> Mapping[str, str]: ...
+
+    def readiness(self, service: str, slot: int, port: int | None, ready: bool) -> None: ...
+
+    def load(self, service: str) -> Mapping[str, float | None]: ...
+
+
 class Supervisor:
     """Runs the replicas of one manifest; see the module docstring.
 
     ``on_change`` is called after the loop carried out actions (a replica
     started, stopped, exited), so the host can record what runs.
     ``cgroup_for(spec, replica)`` answers the ``cgroup.procs`` file the
-    replica should join before it execs, or None.
+    replica should join before it execs, or None. ``traffic`` is the mesh's
+    side of the contract (see :class:`Traffic`).
     """
 
     def __init__(
@@ -101,7 +121,9 @@ class Supervisor:
         on_action: Callable[[Action], None] | None = None,
         on_change: Callable[[], None] | None = None,
         cgroup_for: Callable[[Service, str], str | None] | None = None,
+        traffic: Traffic | None = None,
     ) -> None:
+        self._traffic = traffic
         self._base_dir, self._log_dir = base_dir, log_dir
         self._uniform, self._inherited = uniform, dict(inherited_env)
         self._on_action, self._on_change, self._cgroup_for = on_action, on_change, cgroup_for
@@ -241,6 +263,9 @@ class Supervisor:
                 self._start(spec, (action.service, action.slot, action.incarnation))
                 return
             case StopReplica():
+                # Out of the endpoints before the signal: no new request reaches a
+                # replica that is shutting down, and the ones in flight finish.
+                self._tell_readiness((action.service, action.slot, action.incarnation), False)
                 process = self._processes.get((action.service, action.slot, action.incarnation))
                 if process is not None:
                     process.signal(getattr(signal, action.signal))
@@ -269,8 +294,11 @@ class Supervisor:
             if spec.env_file is not None:
                 path = self._base_dir / spec.env_file
                 env_file = parse_env_file(path.read_text(encoding="utf-8"), str(path))
+            inherited = self._inherited
+            if self._traffic is not None:
+                inherited = {**inherited, **self._traffic.environment(service)}
             launch = build_launch(
-                spec, slot=slot, port=port, inherited=self._inherited, env_file=env_file
+                spec, slot=slot, port=port, inherited=inherited, env_file=env_file
             )
             cwd = str(self._base_dir / spec.cwd) if spec.cwd else str(self._base_dir)
             cgroup = self._cgroup_for(spec, f"{service}-{slot}") if self._cgroup_for else None
@@ -293,6 +321,7 @@ class Supervisor:
         self._health[key] = health
         if health.ready:
             self.observed = state.record_ready(self.observed, key, True, loop.time())
+            self._tell_readiness(key, True)
         roles: tuple[Role, ...] = ("startup", "readiness", "liveness")
         self._probes[key] = [
             loop.create_task(self._probe_loop(key, role, port, dict(launch.env)))
@@ -311,7 +340,13 @@ class Supervisor:
             self._ports[(spec.name, slot)] = slot_port(spec, slot, assigned)
         return self._ports[(spec.name, slot)]
 
+    def _tell_readiness(self, key: ReplicaKey, ready: bool) -> None:
+        if self._traffic is not None:
+            service, slot, _ = key
+            self._traffic.readiness(service, slot, self._ports.get((service, slot)), ready)
+
     def _exited(self, key: ReplicaKey, code: int) -> None:
+        self._tell_readiness(key, False)
         self.observed = state.record_exit(self.observed, key, code)
         self._cancel_probes(key)
         self._poke()
@@ -344,6 +379,7 @@ class Supervisor:
                     self.observed = state.record_ready(
                         self.observed, key, updated.ready, loop.time()
                     )
+                    self._tell_readiness(key, updated.ready)
                     self._poke()
             elif role == "startup":
                 return
@@ -372,10 +408,16 @@ class Supervisor:
                 if r.service == name and r.live and r.key in self._cpu
             ]
             cpu = sum(readings) / len(readings) if readings else None
+            load = self._traffic.load(name) if self._traffic is not None else {}
             decision = autoscale(
                 spec.autoscale,
                 want.replicas,
-                {"cpu": cpu, "rps": None, "p95_latency": None, "inflight": None},
+                {
+                    "cpu": cpu,
+                    "rps": load.get("rps"),
+                    "p95_latency": load.get("p95_latency"),
+                    "inflight": load.get("inflight"),
+                },
                 self._scalers.get(name, ScalerHistory()),
                 now,
             )

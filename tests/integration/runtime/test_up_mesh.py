@@ -1,0 +1,113 @@
+"""Under ``dirigent up`` the mesh carries the app's traffic: replicas and the engine alike."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+from dirigent.sdk import ExecutionFailed, StepFunctions
+
+APPS = Path(__file__).with_name("mesh_apps.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _dirigent(app: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dirigent.cli.main", *args, "-f", str(app / "dirigent.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _write_app(tmp_path: Path) -> None:
+    call = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::http:invoke",
+                "Parameters": {"ApiEndpoint": "http://back/hello", "Method": "GET"},
+                "ResultSelector": {"body.$": "$.ResponseBody"},
+                "End": True,
+            }
+        },
+    }
+    front = {
+        **call,
+        "States": {
+            "Call": {
+                **call["States"]["Call"],
+                "Parameters": {"ApiEndpoint": "http://front/call", "Method": "GET"},
+            }
+        },
+    }
+    (tmp_path / "back.asl.json").write_text(json.dumps(call), encoding="utf-8")
+    (tmp_path / "front.asl.json").write_text(json.dumps(front), encoding="utf-8")
+    (tmp_path / "dirigent.yaml").write_text(
+        textwrap.dedent(f"""\
+        app: pair
+        services:
+          back:
+            command: [{sys.executable}, {APPS}, back]
+            probes: {{readiness: {{http: /healthz, period: 0.2}}}}
+          front:
+            command: [{sys.executable}, {APPS}, front]
+            probes: {{readiness: {{http: /healthz, period: 0.2}}}}
+        workflows: [back.asl.json, front.asl.json]
+        mesh:
+          mtls: STRICT
+          authorization:
+            front:
+              policies:
+                - name: no-engine-on-front
+                  action: DENY
+                  rules: [{{from: [engine]}}]
+        """),
+        encoding="utf-8",
+    )
+
+
+def test_services_and_the_engine_reach_each_other_by_name_through_mtls(tmp_path: Path) -> None:
+    _write_app(tmp_path)
+    port = _free_port()
+    started = _dirigent(tmp_path, "up", "--detach", "--api-port", str(port))
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        client = StepFunctions.from_environment(
+            f"http://127.0.0.1:{port}", data_dir=tmp_path / ".dirigent"
+        )
+        machine = "arn:aws:states:us-east-1:123456789012:stateMachine:"
+        # The engine calls back with its own identity, over mutual TLS.
+        body = client.run(machine + "back", timeout=30)["body"]
+        assert body.startswith("hello ")
+        assert "spiffe://pair/service/engine" in body
+        # A DENY policy keeps the engine off front: refused, and the policy is named.
+        try:
+            client.run(machine + "front", timeout=30)
+            raise AssertionError("the engine reached front despite the policy")
+        except ExecutionFailed as refused:
+            assert refused.error == "States.Http.StatusCode.403"
+            assert "no-engine-on-front" in (refused.cause or "")
+        # A replica reaches another by name with an ordinary HTTP client (HTTP_PROXY).
+        rows = json.loads(_dirigent(tmp_path, "ps", "--json").stdout)
+        front_port = next(r["port"] for r in rows if r["service"] == "front")
+        with urllib.request.urlopen(f"http://127.0.0.1:{front_port}/call", timeout=10) as reply:
+            said = reply.read().decode()
+        assert said.startswith("front got: hello")
+        assert "spiffe://pair/service/front" in said
+    finally:
+        stopped = _dirigent(tmp_path, "down")
+    assert stopped.returncode == 0, stopped.stderr
