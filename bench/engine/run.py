@@ -361,6 +361,9 @@ def print_report(
     print()
     print("Durable engine benchmark: medians of", len(loads), "rounds;")
     print("1-minute load average at the start of each round:", ", ".join(f"{x:.2f}" for x in loads))
+    for (system, store), rounds in results.items():
+        after = ", ".join(f"{r['load']:.2f}" for r in rounds)
+        print(f"  ... after {system} on {store}: {after}")
     print()
     header = f"{'system':<10} {'store':<10} {'steps':>5} {'p50 ms':>8} {'p99 ms':>8} {'steps/s':>9}"
     print(header)
@@ -436,7 +439,9 @@ def main() -> None:
     parser.add_argument("--no-dbos", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--max-load", type=float, default=1.0, help="wait for a lower load")
-    parser.add_argument("--load-patience", type=float, default=120.0, help="seconds at most")
+    parser.add_argument(
+        "--load-patience", type=float, default=60.0, help="seconds at most, before each round"
+    )
     parser.add_argument("--side-timeout", type=float, default=240.0)
     parser.add_argument(
         "--engine-commit",
@@ -497,10 +502,11 @@ def main() -> None:
             if ingress is not None:
                 yield Side("restate", "restate", [*peers, "restate_side.py", str(ingress), *common])
 
-        wait_for_quiet(args.max_load, args.load_patience)
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
         loads: list[float] = []
         for round_index in range(args.repeats):
+            # Before every round: others' work, and this bench's own last round, settle.
+            wait_for_quiet(args.max_load, args.load_patience)
             loads.append(os.getloadavg()[0])
             log(f"round {round_index + 1} of {args.repeats}, load average {loads[-1]:.2f}")
             for side in sides(round_index):
