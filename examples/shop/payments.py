@@ -9,7 +9,7 @@
   slow attempt the workflow gave up on) is refused rather than kept.
 - ``POST /admin/slow {delaySeconds, percent}``: a latency fault on charges, for
   every replica (the setting lives in the shared database). It stands in for
-  the mesh's fault injection until the engine's calls go through the mesh.
+  the mesh's fault injection until a running app's mesh policy can be changed.
 """
 
 from __future__ import annotations

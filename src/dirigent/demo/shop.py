@@ -35,8 +35,12 @@ from dirigent.runtime.host import AppPaths, spawn_detached
 from dirigent.sdk import StepFunctions
 
 MACHINE = "order"
-#: what the demo says about its latency fault, until the mesh's fault injection is wired
-LATENCY_FAULT = "payments /admin/slow (stand-in: the mesh's fault injection is not wired into up)"
+#: what the demo says about its latency fault: the mesh carries the traffic under `up`, but its
+#: fault policy cannot be changed while the app runs (`apply` does not reach the mesh yet)
+LATENCY_FAULT = (
+    "payments /admin/slow (stand-in for the mesh's fault injection, which up cannot switch "
+    "on at run time yet)"
+)
 START_TIMEOUT = 120.0
 ANSWER_TIMEOUT = 30.0
 DOWN_TIMEOUT = 120.0
