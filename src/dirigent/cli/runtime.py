@@ -30,6 +30,7 @@ from dirigent.runtime.control import (
     Apply,
     Done,
     Down,
+    InjectFault,
     ListReplicas,
     Refused,
     Request,
@@ -95,6 +96,33 @@ def register(subparsers: _Subparsers) -> None:
     restart = _command(subparsers, "restart", "replace a service's replicas, rolling")
     restart.add_argument("service")
     restart.set_defaults(handler=cmd_restart)
+
+    fault = _command(subparsers, "fault", "delay or abort a share of a service's requests (mesh)")
+    fault.add_argument("service")
+    fault.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
+    fault.add_argument(
+        "--delay-percent",
+        type=float,
+        default=100.0,
+        metavar="P",
+        help="share of requests delayed (default %(default)s)",
+    )
+    fault.add_argument(
+        "--abort",
+        type=int,
+        default=0,
+        metavar="STATUS",
+        help="answer this HTTP status instead of the service",
+    )
+    fault.add_argument(
+        "--abort-percent",
+        type=float,
+        default=100.0,
+        metavar="P",
+        help="share of requests aborted (default %(default)s)",
+    )
+    fault.add_argument("--clear", action="store_true", help="remove the service's fault")
+    fault.set_defaults(handler=cmd_fault)
 
     _command(subparsers, "apply", "re-read the manifest; roll out what changed").set_defaults(
         handler=cmd_apply
@@ -307,6 +335,29 @@ def cmd_restart(args: argparse.Namespace) -> int:
     except DirigentError as exc:
         return _failing(exc)
     print(f"dirigent: rolling restart of {args.service} started (see dirigent ps)")
+    return 0
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    if args.clear:
+        request = InjectFault(args.service)
+    else:
+        if not args.delay and not args.abort:
+            print("dirigent fault: give --delay, --abort or --clear", file=sys.stderr)
+            return 2
+        request = InjectFault(
+            args.service,
+            args.delay,
+            args.delay_percent if args.delay else 0.0,
+            args.abort,
+            args.abort_percent if args.abort else 0.0,
+        )
+    try:
+        _ask(args, request)
+    except DirigentError as exc:
+        return _failing(exc)
+    what = "cleared" if args.clear else "in place until the next apply"
+    print(f"dirigent: fault on {args.service} {what}")
     return 0
 
 

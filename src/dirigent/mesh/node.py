@@ -18,12 +18,14 @@ never decide about replicas: it only follows what the runtime reports.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from dirigent.manifest import Manifest
 from dirigent.mesh.addressing import replica_environment
 from dirigent.mesh.admin import Admin
 from dirigent.mesh.ca import CertificateAuthority, Identity
@@ -32,10 +34,12 @@ from dirigent.mesh.endpoints import EndpointTable
 from dirigent.mesh.inbound import Inbound
 from dirigent.mesh.load import Counters, Load, measure
 from dirigent.mesh.policy.balance import Endpoint
+from dirigent.mesh.policy.fault import Abort, Delay, Fault
 from dirigent.mesh.proxy import Proxy
 from dirigent.mesh.telemetry import Telemetry
 from dirigent.mesh.tls import Rotator, ServiceTls
 from dirigent.mesh.tls import stop as stop_rotator
+from dirigent.runtime.control import InjectFault
 
 #: the identity the control plane's engine calls services with
 ENGINE = "engine"
@@ -138,6 +142,27 @@ class AppMesh:
             proxy.set_policy(policy)
         for inbound, _, _ in self._inbound.values():
             inbound.set_policy(policy)
+
+    def apply_manifest(self, manifest: Manifest) -> None:
+        """``dirigent apply``: the manifest's mesh section (or the defaults) from now on."""
+        policy = manifest.extensions.get("mesh")
+        self.set_policy(policy if isinstance(policy, MeshPolicy) else MeshPolicy())
+
+    def inject_fault(self, fault: InjectFault) -> str | None:
+        """Put a delay/abort fault on every route of one service, or clear it (all zero)."""
+        if fault.service not in self.services:
+            return f"no service {fault.service!r} in the mesh"
+        delay = Delay(fault.delay, fault.delay_percent) if fault.delay_percent else None
+        abort = Abort(fault.abort, fault.abort_percent) if fault.abort_percent else None
+        planned = Fault(delay, abort) if delay or abort else None
+        routes = tuple(
+            dataclasses.replace(route, fault=planned)
+            for route in self.policy.routes_for(fault.service)
+        )
+        self.set_policy(
+            dataclasses.replace(self.policy, routes={**self.policy.routes, fault.service: routes})
+        )
+        return None
 
     def _issue(self, service: str) -> Identity:
         assert self._ca is not None

@@ -11,6 +11,8 @@ malformed message is (:class:`ProtocolError` carries ``remote``).
     {"op": "scale", "service": "web", "replicas": 3}
     {"op": "restart", "service": "web"}
     {"op": "apply"}
+    {"op": "fault", "service": "payments", "delay": 3.0, "delay_percent": 50,
+     "abort": 503, "abort_percent": 0}        (all zero: clear the fault)
     {"op": "down"}
     any request the server refuses                -> {"ok": false, "error": "..."}
 
@@ -71,11 +73,26 @@ class Apply:
 
 
 @dataclass(frozen=True, slots=True)
+class InjectFault:
+    """Delay or abort a share of the requests ``service`` receives, through the mesh.
+
+    Zero percentages clear the fault. It lasts until the next apply or another
+    fault request for the service.
+    """
+
+    service: str
+    delay: float = 0.0
+    delay_percent: float = 0.0
+    abort: int = 0
+    abort_percent: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Down:
     """Stop every replica, then the control plane itself."""
 
 
-Request: TypeAlias = Status | ListReplicas | Scale | Restart | Apply | Down
+Request: TypeAlias = Status | ListReplicas | Scale | Restart | Apply | InjectFault | Down
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +133,11 @@ def encode(message: Request | Reply) -> bytes:
             payload = {"op": "scale", "service": service, "replicas": replicas}
         case Restart(service):
             payload = {"op": "restart", "service": service}
+        case InjectFault(service, delay, delay_percent, abort, abort_percent):
+            payload = {
+                "op": "fault", "service": service, "delay": delay,
+                "delay_percent": delay_percent, "abort": abort, "abort_percent": abort_percent,
+            }  # fmt: skip
         case _:
             payload = {"op": _OPS[type(message)]}
     return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
@@ -133,6 +155,8 @@ def decode_request(line: bytes) -> Request:
         return Apply()
     if op == "down":
         return Down()
+    if op == "fault":
+        return _fault(payload)
     if op in ("scale", "restart"):
         service = payload.get("service")
         if not isinstance(service, str) or not service:
@@ -171,3 +195,23 @@ def _object(line: bytes, *, remote: bool) -> dict[str, object]:
     if not isinstance(payload, dict):
         raise ProtocolError("expected a JSON object", remote=remote)
     return payload
+
+
+def _fault(payload: Mapping[str, object]) -> InjectFault:
+    service = payload.get("service")
+    if not isinstance(service, str) or not service:
+        raise ProtocolError("fault: 'service' must be a non-empty string", remote=True)
+    numbers: dict[str, float] = {}
+    for key in ("delay", "delay_percent", "abort", "abort_percent"):
+        value = payload.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ProtocolError(f"fault: {key!r} must be a number >= 0", remote=True)
+        numbers[key] = float(value)
+    if numbers["delay_percent"] > 100 or numbers["abort_percent"] > 100:
+        raise ProtocolError("fault: percentages must be at most 100", remote=True)
+    abort = int(numbers["abort"])
+    if numbers["abort_percent"] and not 200 <= abort <= 599:
+        raise ProtocolError("fault: 'abort' must be an HTTP status from 200 to 599", remote=True)
+    return InjectFault(
+        service, numbers["delay"], numbers["delay_percent"], abort, numbers["abort_percent"]
+    )

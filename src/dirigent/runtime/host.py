@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from dirigent.errors import DirigentError
 from dirigent.manifest import InvalidManifest, Manifest, Service, load_manifest
@@ -39,6 +39,7 @@ from dirigent.runtime.control import (
     Apply,
     Done,
     Down,
+    InjectFault,
     ListReplicas,
     Refused,
     Reply,
@@ -93,6 +94,17 @@ class Companion(Protocol):
     async def stop(self) -> None: ...
 
     def describe(self) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class Steerable(Protocol):
+    """A companion that follows ``apply`` and run-time fault requests (the mesh)."""
+
+    def apply_manifest(self, manifest: Manifest) -> None: ...
+
+    def inject_fault(self, fault: InjectFault) -> str | None:
+        """Carry the fault out; a reason when it cannot be."""
+        ...
 
 
 CompanionFactory = Callable[[Manifest, "AppPaths", TextIO], Sequence[Companion]]
@@ -252,7 +264,7 @@ class Host:
 
     async def _handle(self, request: Request) -> Reply:
         supervisor = self._supervisor
-        named = request.service if isinstance(request, Scale | Restart) else None
+        named = request.service if isinstance(request, Scale | Restart | InjectFault) else None
         if named is not None and named not in supervisor.services():
             known = ", ".join(sorted(supervisor.services())) or "none"
             return Refused(f"no service {named!r} in {self._manifest.app} (have: {known})")
@@ -274,8 +286,19 @@ class Host:
                     return Refused(f"nothing applied: {exc}")
                 self._manifest = manifest
                 self._check_limits(manifest)
+                for companion in self._steerable():
+                    companion.apply_manifest(manifest)
                 changes = supervisor.apply(manifest)
                 return Done(asdict(changes))
+            case InjectFault():
+                meshes = self._steerable()
+                if not meshes:
+                    return Refused("faults need the mesh: add a mesh section to the manifest")
+                for companion in meshes:
+                    reason = companion.inject_fault(request)
+                    if reason is not None:
+                        return Refused(reason)
+                return Done({"service": request.service})
             case Down():
                 supervisor.request_stop()
                 assert self._stopped is not None  # set before the server listens
@@ -290,6 +313,9 @@ class Host:
                     ready.setdefault(row.service, []).append(row.port)
             self.directory.update({name: tuple(ports) for name, ports in ready.items()})
             await asyncio.sleep(0.1)
+
+    def _steerable(self) -> list[Steerable]:
+        return [c for c in self._companions if isinstance(c, Steerable)]
 
     def _status(self) -> dict[str, object]:
         rows = self._supervisor.replicas()

@@ -10,6 +10,8 @@ import textwrap
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from dirigent.sdk import ExecutionFailed, StepFunctions
 
 APPS = Path(__file__).with_name("mesh_apps.py")
@@ -95,12 +97,10 @@ def test_services_and_the_engine_reach_each_other_by_name_through_mtls(tmp_path:
         assert body.startswith("hello ")
         assert "spiffe://pair/service/engine" in body
         # A DENY policy keeps the engine off front: refused, and the policy is named.
-        try:
+        with pytest.raises(ExecutionFailed) as refused:
             client.run(machine + "front", timeout=30)
-            raise AssertionError("the engine reached front despite the policy")
-        except ExecutionFailed as refused:
-            assert refused.error == "States.Http.StatusCode.403"
-            assert "no-engine-on-front" in (refused.cause or "")
+        assert refused.value.error == "States.Http.StatusCode.403"
+        assert "no-engine-on-front" in (refused.value.cause or "")
         # A replica reaches another by name with an ordinary HTTP client (HTTP_PROXY).
         rows = json.loads(_dirigent(tmp_path, "ps", "--json").stdout)
         front_port = next(r["port"] for r in rows if r["service"] == "front")
@@ -108,6 +108,17 @@ def test_services_and_the_engine_reach_each_other_by_name_through_mtls(tmp_path:
             said = reply.read().decode()
         assert said.startswith("front got: hello")
         assert "spiffe://pair/service/front" in said
+        # A fault injected at run time answers for the service, then is cleared.
+        injected = _dirigent(tmp_path, "fault", "back", "--abort", "503")
+        assert injected.returncode == 0, injected.stderr
+        with pytest.raises(ExecutionFailed) as aborted:
+            client.run(machine + "back", timeout=30)
+        assert aborted.value.error == "States.Http.StatusCode.503"
+        assert _dirigent(tmp_path, "fault", "back", "--clear").returncode == 0
+        assert "spiffe://pair/service/engine" in client.run(machine + "back", timeout=30)["body"]
+        unknown = _dirigent(tmp_path, "fault", "nowhere", "--delay", "1")
+        assert unknown.returncode != 0
+        assert "nowhere" in unknown.stderr
     finally:
         stopped = _dirigent(tmp_path, "down")
     assert stopped.returncode == 0, stopped.stderr

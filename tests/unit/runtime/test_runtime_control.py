@@ -64,3 +64,29 @@ def test_a_reply_without_ok_is_refused_as_the_servers_fault() -> None:
 def test_an_oversized_message_is_refused_before_parsing() -> None:
     with pytest.raises(ProtocolError, match="too long"):
         decode_request(b'{"op": "ps", "pad": "' + b"x" * (1 << 20) + b'"}\n')
+
+
+def test_a_fault_request_round_trips_through_the_protocol() -> None:
+    from dirigent.runtime.control import InjectFault, decode_request, encode
+
+    fault = InjectFault("payments", delay=3.0, delay_percent=50.0, abort=503, abort_percent=5.0)
+    assert decode_request(encode(fault)) == fault
+    assert decode_request(encode(InjectFault("payments"))) == InjectFault("payments")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"op": "fault"}',
+        b'{"op": "fault", "service": "p", "delay": -1}',
+        b'{"op": "fault", "service": "p", "delay_percent": 150}',
+        b'{"op": "fault", "service": "p", "abort": 42, "abort_percent": 10}',
+        b'{"op": "fault", "service": "p", "delay": true}',
+    ],
+)
+def test_a_malformed_fault_request_is_the_clients_fault(line: bytes) -> None:
+    from dirigent.runtime.control import ProtocolError, decode_request
+
+    with pytest.raises(ProtocolError) as raised:
+        decode_request(line)
+    assert raised.value.remote
