@@ -7,18 +7,16 @@
 - ``POST /refund {orderId}``: refunds the order's charge if there is one, and
   voids the order either way, so a charge that arrives after the refund (a
   slow attempt the workflow gave up on) is refused rather than kept.
-- ``POST /admin/slow {delaySeconds, percent}``: a latency fault on charges, for
-  every replica (the setting lives in the shared database). It stands in for
-  the mesh's fault injection until a running app's mesh policy can be changed.
+
+Latency faults are not the service's business: ``dirigent fault payments
+--delay 3 --delay-percent 50`` has the mesh delay its requests.
 """
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import time
 import uuid
-from contextlib import closing
 
 from shoplib import Json, Shop, rows
 
@@ -30,8 +28,7 @@ CREATE TABLE IF NOT EXISTS charges (
     state TEXT, charged_at REAL, refunded_at REAL);
 CREATE TABLE IF NOT EXISTS declines (
     id INTEGER PRIMARY KEY, order_id TEXT, amount_cents INTEGER, card_last4 TEXT, at REAL);
-CREATE TABLE IF NOT EXISTS voids (order_id TEXT PRIMARY KEY, at REAL);
-CREATE TABLE IF NOT EXISTS faults (name TEXT PRIMARY KEY, delay_seconds REAL, percent REAL)
+CREATE TABLE IF NOT EXISTS voids (order_id TEXT PRIMARY KEY, at REAL)
 """
 
 
@@ -40,21 +37,6 @@ def seed(db: sqlite3.Connection) -> None:
 
 
 shop = Shop("payments", SCHEMA, seed)
-
-
-def slow_down(path: str) -> None:
-    # Outside the transaction: a slow charge must not hold the database's write lock.
-    if path != "/charge":
-        return
-    with closing(shop.connect()) as db:
-        fault = db.execute(
-            "SELECT delay_seconds, percent FROM faults WHERE name = 'slow'"
-        ).fetchone()
-    if fault is not None and random.uniform(0, 100) < fault[1]:
-        time.sleep(fault[0])
-
-
-shop.before = slow_down
 
 
 @shop.post("/charge")
@@ -95,15 +77,6 @@ def refund(db: sqlite3.Connection, request: Json) -> tuple[int, Json]:
         (time.time(), charged[0]),
     )
     return 200, {"orderId": order, "refunded": True, "chargeId": charged[0]}
-
-
-def set_slow(db: sqlite3.Connection, request: Json) -> tuple[int, Json]:
-    delay, percent = float(request.get("delaySeconds", 0)), float(request.get("percent", 100))
-    db.execute("INSERT OR REPLACE INTO faults VALUES ('slow', ?, ?)", (delay, percent))
-    return 200, {"delaySeconds": delay, "percent": percent}
-
-
-shop.admin["/admin/slow"] = set_slow
 
 
 @shop.get("/records")

@@ -71,9 +71,6 @@ class Shop:
         self.readers: dict[str, Reader] = {}
         #: operator endpoints (fault toggles): not business requests, so neither
         #: recorded nor idempotent
-        self.admin: dict[str, Handler] = {}
-        #: called before a handler's transaction (payments' latency stand-in sleeps here)
-        self.before: Callable[[str], None] = lambda _path: None
         self._schema, self._seed = schema, seed
         self._boot: int | None = None
 
@@ -133,12 +130,8 @@ class Shop:
 
     def serve(self, method: str, path: str, key: str | None, payload: Json) -> tuple[int, Json]:
         ready, draining = self.ready, self.draining  # as the replica saw itself on arrival
-        if path in self.admin:
-            with contextlib.closing(self.connect()) as db:
-                return self.admin[path](db, payload)
         if path not in self.handlers:
             return 404, {"error": "NotFound", "message": f"no {method} {path} here"}
-        self.before(path)
         db = self.connect()
         try:
             db.execute("BEGIN IMMEDIATE")

@@ -131,7 +131,39 @@ def check(
         violations += _order(order, outcomes.get(order.order_id), records)
     violations += _readiness(records)
     violations += _came_back(kills, records)
+    violations += _made_progress(orders, outcomes)
     return violations
+
+
+#: the share of orders paid with a good card that must complete: compensating
+#: everything would keep every other invariant and still be a broken shop
+MIN_COMPLETED_SHARE = 0.5
+#: below this many ended good-card orders, bad luck is not evidence of a broken shop
+MIN_ENDED_FOR_PROGRESS = 4
+_BAD_CARDS = (DECLINED_SUFFIX, "6666")
+
+
+def _made_progress(
+    orders: Sequence[PlannedOrder], outcomes: Mapping[str, Outcome]
+) -> list[Violation]:
+    # Orders that never ended are the lost/stuck invariants' business, not this one's.
+    ended = [
+        found.status
+        for o in orders
+        if not o.card.endswith(_BAD_CARDS)
+        and (found := outcomes.get(o.order_id)) is not None
+        and found.status != "RUNNING"
+    ]
+    completed = ended.count("SUCCEEDED")
+    if len(ended) >= MIN_ENDED_FOR_PROGRESS and completed < MIN_COMPLETED_SHARE * len(ended):
+        return [
+            Violation(
+                "progress",
+                "orders",
+                f"only {completed} of {len(ended)} orders with a good card completed",
+            )
+        ]
+    return []
 
 
 def _stock_balance(records: ShopRecords) -> list[Violation]:

@@ -30,17 +30,13 @@ from typing import Any
 from dirigent.demo.invariants import Kill, Outcome, PlannedOrder, ShopRecords
 from dirigent.errors import DirigentError
 from dirigent.runtime.channel import NotRunning, call
-from dirigent.runtime.control import Down, ListReplicas, Refused, Request, Status
+from dirigent.runtime.control import Down, InjectFault, ListReplicas, Refused, Request, Status
 from dirigent.runtime.host import AppPaths, spawn_detached
 from dirigent.sdk import StepFunctions
 
 MACHINE = "order"
-#: what the demo says about its latency fault: the mesh carries the traffic under `up`, but its
-#: fault policy cannot be changed while the app runs (`apply` does not reach the mesh yet)
-LATENCY_FAULT = (
-    "payments /admin/slow (stand-in for the mesh's fault injection, which up cannot switch "
-    "on at run time yet)"
-)
+#: how the demo slows payments down: the mesh's fault injection, as `dirigent fault` does it
+LATENCY_FAULT = "the mesh delays payments' requests (dirigent fault payments --delay ...)"
 START_TIMEOUT = 120.0
 ANSWER_TIMEOUT = 30.0
 DOWN_TIMEOUT = 120.0
@@ -200,9 +196,8 @@ class ShopDemo:
         return Kill(service, str(victim["replica"]), int(victim["pid"]), at)
 
     def slow_payments(self, delay: float, percent: float) -> None:
-        # The setting lives in payments' shared database: one replica sets it for all.
-        fault = {"delaySeconds": delay, "percent": percent}
-        self._post(self._port_of("payments"), "/admin/slow", fault)
+        # On the callee's inbound listeners, so every replica of payments is slowed.
+        self._ask(InjectFault("payments", delay, percent if delay else 0.0))
 
     def came_back(self, kill: Kill) -> bool:
         return any(
@@ -233,16 +228,6 @@ class ShopDemo:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
             body: dict[str, Any] = json.loads(response.read())
             return body
-
-    def _post(self, port: int, path: str, payload: Mapping[str, Any]) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}",
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
 
     def _ask(self, request: Request, timeout: float = ANSWER_TIMEOUT) -> Mapping[str, Any]:
         reply = call(self.paths.app_dir, self.paths.socket, request, timeout=timeout)

@@ -162,3 +162,12 @@ def test_records_are_read_from_the_services_tables() -> None:
     assert list(records.stock) == [{"sku": "kb-01", "initial": 1, "on_hand": 1}]
     assert records.boots["shipping"] == [{"replica": "shipping-0"}]
     assert records.charges == ()
+
+
+def test_a_shop_that_compensates_every_good_order_made_no_progress() -> None:
+    orders = [PlannedOrder(f"g-{n}", (Item("kb-01", 1),), "4242424242424242") for n in range(4)]
+    outcomes = {o.order_id: Outcome("FAILED", "Order.ShippingUnavailable") for o in orders}
+    books = _books(charges=[], shipments=[], reservations=[],
+                   stock=[{"sku": "kb-01", "initial": 10, "on_hand": 10}])  # fmt: skip
+    found = {v.invariant for v in check(orders, outcomes, books)}
+    assert found == {"progress"}
