@@ -409,14 +409,17 @@ class Supervisor:
             ]
             cpu = sum(readings) / len(readings) if readings else None
             load = self._traffic.load(name) if self._traffic is not None else {}
+            # The mesh counts the whole service; the autoscaler wants per-replica averages
+            # (as Kubernetes' Pods metrics), except latency, which is not shared out.
+            serving = sum(1 for r in self.observed.replicas if r.service == name and r.ready)
             decision = autoscale(
                 spec.autoscale,
                 want.replicas,
                 {
                     "cpu": cpu,
-                    "rps": load.get("rps"),
+                    "rps": _per_replica(load.get("rps"), serving),
                     "p95_latency": load.get("p95_latency"),
-                    "inflight": load.get("inflight"),
+                    "inflight": _per_replica(load.get("inflight"), serving),
                 },
                 self._scalers.get(name, ScalerHistory()),
                 now,
@@ -490,3 +493,9 @@ class Supervisor:
 def default_environment() -> dict[str, str]:
     """The environment replicas inherit: the supervisor's own."""
     return dict(os.environ)
+
+
+def _per_replica(total: float | None, replicas: int) -> float | None:
+    if total is None or replicas == 0:
+        return None
+    return total / replicas
