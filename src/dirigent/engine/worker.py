@@ -78,6 +78,8 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._reclaim_at = 0.0
         self._submitted = 0
+        #: transactions being written by this worker's threads right now
+        self._writers = 0
         self._tasks_done = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -137,6 +139,7 @@ class Worker:
         """One transaction's worth of work: ``(executions advanced, next due time)``."""
         with self._finished_lock:
             finished, self._finished = self._finished, []
+            self._writers += 1
         now = self.clock()
         outcome = Outcome()
         try:
@@ -162,6 +165,9 @@ class Worker:
             with self._finished_lock:
                 self._finished = finished + self._finished
             raise
+        finally:
+            with self._finished_lock:
+                self._writers -= 1
         self.stats.iterations += 1
         self.stats.transitions += outcome.advanced
         if outcome.advanced or finished:
@@ -197,6 +203,23 @@ class Worker:
         )
 
     def _continue(self, finished: _Finished) -> TaskRecord | None:
+        with self._finished_lock:
+            if self._writers:
+                # Someone is committing: rather than queue for the store one by
+                # one (a commit, and an fsync, each), join the loop's next batch,
+                # which carries every result waiting by then in one transaction.
+                self._finished.append(finished)
+                self._tasks_done += 1
+                self._wake.set()
+                return None
+            self._writers += 1
+        try:
+            return self._commit_here(finished)
+        finally:
+            with self._finished_lock:
+                self._writers -= 1
+
+    def _commit_here(self, finished: _Finished) -> TaskRecord | None:
         now = self.clock()
         outcome = Outcome()
         try:
