@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -9,7 +10,14 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from dirigent.sigv4 import Rejected, SignedRequest, Verified, verify
+from dirigent.sigv4 import (
+    Rejected,
+    SignedRequest,
+    Verified,
+    memoised_signing_key,
+    signing_key,
+    verify,
+)
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 SIGNED_AT = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
@@ -151,3 +159,49 @@ def test_a_request_signed_by_sign_verifies_and_matches_botocore() -> None:
     )
     ours = sign(request, "AKIDEXAMPLE", "secret", region="us-east-1", service="states", now=moment)
     assert ours["Authorization"] == reference.headers["Authorization"]
+
+
+def test_a_signature_with_non_ascii_characters_is_forged_not_a_crash() -> None:
+    request = signed()
+    headers = tuple(
+        (k, v.rsplit("Signature=", 1)[0] + "Signature=é" if k.lower() == "authorization" else v)
+        for k, v in request.headers
+    )
+    forged = SignedRequest("POST", "/", "", headers, request.body)
+    verdict = verify(forged, secrets, SIGNED_AT)
+    assert isinstance(verdict, Rejected)
+    assert verdict.code == "InvalidSignatureException"
+
+
+def test_a_malformed_amz_date_is_an_incomplete_signature() -> None:
+    request = signed()
+    for bad in ("20261129T120000", "2026-11-29T12:00:00Z", "20261329T120000Z", "2026112٩T120000Z"):
+        headers = tuple((k, bad if k.lower() == "x-amz-date" else v) for k, v in request.headers)
+        verdict = verify(SignedRequest("POST", "/", "", headers, request.body), secrets, SIGNED_AT)
+        assert isinstance(verdict, Rejected), bad
+        assert verdict.code == "IncompleteSignatureException", bad
+
+
+def test_a_memoised_signing_key_verifies_like_a_fresh_one_and_derives_once() -> None:
+    calls: list[tuple[str, str, str, str]] = []
+
+    def counting(secret: str, date: str, region: str, service: str) -> bytes:
+        calls.append((secret, date, region, service))
+        return signing_key(secret, date, region, service)
+
+    derive = functools.lru_cache(maxsize=4)(counting)
+    for _ in range(3):
+        assert isinstance(verify(signed(), secrets, SIGNED_AT, derive), Verified)
+    assert calls == [(SECRET, "20261129", "us-east-1", "states")]
+    memoised = memoised_signing_key()
+    assert memoised(SECRET, "20261129", "us-east-1", "states") == signing_key(
+        SECRET, "20261129", "us-east-1", "states"
+    )
+
+
+def test_a_memoised_key_for_another_secret_does_not_verify() -> None:
+    derive = memoised_signing_key()
+    assert isinstance(verify(signed(), secrets, SIGNED_AT, derive), Verified)
+    verdict = verify(signed(), lambda key: "another-secret", SIGNED_AT, derive)
+    assert isinstance(verdict, Rejected)
+    assert verdict.code == "InvalidSignatureException"
