@@ -10,23 +10,36 @@ This module must never create an engine, a store or credentials itself.
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import random
+import secrets
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from dirigent.api.actions import LONG_ACTIONS, Action, bind_actions
 from dirigent.api.auth import Principals
+from dirigent.api.pool import ThreadPool
 from dirigent.engine import Engine
+from dirigent.sigv4 import SigningKey, memoised_signing_key
 
 T = TypeVar("T")
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def request_ids() -> Callable[[], str]:
+    """Fresh UUID4-shaped request ids from a generator seeded once.
+
+    A request id must be unique, not secret. ``uuid.uuid4`` reads
+    ``os.urandom``, a system call that hands the GIL to another thread; on the
+    event loop, getting it back can take a whole switch interval (5 ms).
+    """
+    generator = random.Random(secrets.randbits(128))
+    return lambda: str(uuid.UUID(int=generator.getrandbits(128), version=4))
 
 
 @dataclass
@@ -36,23 +49,25 @@ class ApiContext:
     now: Callable[[], datetime] = _utc_now
     quick_threads: int = 32
     slow_threads: int = 256
+    #: derives SigV4 signing keys; memoised, since a key serves a whole day
+    signing_keys: SigningKey = field(default_factory=memoised_signing_key)
+    #: the ``x-amzn-RequestId`` of each Step Functions answer (event loop only)
+    request_id: Callable[[], str] = field(default_factory=request_ids)
     actions: dict[str, Action] = field(init=False)
-    quick: ThreadPoolExecutor = field(init=False)
-    slow: ThreadPoolExecutor = field(init=False)
+    quick: ThreadPool = field(init=False)
+    slow: ThreadPool = field(init=False)
 
     def __post_init__(self) -> None:
         self.actions = bind_actions(self.engine)
-        self.quick = ThreadPoolExecutor(self.quick_threads, thread_name_prefix="api")
-        self.slow = ThreadPoolExecutor(self.slow_threads, thread_name_prefix="api-wait")
+        self.quick = ThreadPool(self.quick_threads, "api")
+        self.slow = ThreadPool(self.slow_threads, "api-wait")
 
     async def call(self, function: Callable[..., T], *args: Any, slow: bool = False) -> T:
-        loop = asyncio.get_running_loop()
-        pool = self.slow if slow else self.quick
-        return await loop.run_in_executor(pool, functools.partial(function, *args))
+        return await (self.slow if slow else self.quick).submit(function, *args)
 
     async def act(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
         return await self.call(self.actions[action], request, slow=action in LONG_ACTIONS)
 
     def close(self) -> None:
-        self.quick.shutdown(wait=False, cancel_futures=True)
-        self.slow.shutdown(wait=False, cancel_futures=True)
+        self.quick.close()
+        self.slow.close()

@@ -22,17 +22,29 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dirigent.api import rest, stepfunctions
 from dirigent.api.context import ApiContext
 
 
-def create_app(context: ApiContext) -> Starlette:
+class _Asgi:
+    """An ASGI callable as a route endpoint: Starlette treats bare functions as
+    request handlers, and anything else as ASGI."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def create_app(context: ApiContext) -> ASGIApp:
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def step_functions(request: Request) -> Response:
-        return await stepfunctions.handle(context, request)
+    async def step_functions(scope: Scope, receive: Receive, send: Send) -> None:
+        await stepfunctions.handle(context, scope, receive, send)
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         # Starlette's own 404/405 answers are plain text; keep every answer JSON.
@@ -41,14 +53,26 @@ def create_app(context: ApiContext) -> Starlette:
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return rest.error_response(code, str(detail), status)
 
-    return Starlette(
+    routed = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/", step_functions, methods=["POST"]),
+            # Kept in the table so other methods on / get Starlette's 405; a POST
+            # never gets this far (see below).
+            Route("/", _Asgi(step_functions), methods=["POST"]),
             *rest.routes(context),
         ],
         exception_handlers={HTTPException: http_error},
     )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # Every SDK call is a POST to /: it skips Starlette's middleware and
+        # router, which cost as much of the event loop as the handler itself.
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] == "POST":
+            await stepfunctions.handle(context, scope, receive, send)
+        else:
+            await routed(scope, receive, send)
+
+    return app
 
 
 def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicorn.Config:

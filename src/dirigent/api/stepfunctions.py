@@ -7,6 +7,12 @@ it; the body decodes to the action's shape; the engine acts on a pool thread.
 Each step's failure is AWS's error shape with AWS's status, and none of them
 writes anything: only the engine's action does.
 
+This is the hot path (every SDK call), so it is a plain ASGI handler reading
+the scope and sending two messages itself; Starlette's request objects,
+routing and middleware cost about a third of the event loop's time per call,
+and on two cores the event loop competes for the GIL with the thread that
+holds the store's transaction.
+
 This module must never interpret an action's members beyond their JSON
 types; the engine owns their meaning and its errors.
 """
@@ -14,17 +20,16 @@ types; the engine owns their meaning and its errors.
 from __future__ import annotations
 
 import logging
-import uuid
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from dirigent import sigv4
 from dirigent.api.auth import Principal, role_for
-from dirigent.api.bodies import read_body
+from dirigent.api.bodies import Disconnected, read_limited, receive_chunks
 from dirigent.api.context import ApiContext
 from dirigent.api.protocol import (
     CONTENT_TYPE,
+    MAX_BODY_BYTES,
     ApiError,
     action_of,
     decode_request,
@@ -37,28 +42,29 @@ log = logging.getLogger(__name__)
 
 #: HTTP status of each SigV4 rejection, as AWS answers them
 _REJECTION_STATUS = {"MissingAuthenticationTokenException": 403}
+_CONTENT_TYPE = CONTENT_TYPE.encode()
+
+Headers = tuple[tuple[str, str], ...]
 
 
-def _error(code: str, message: str, status: int, request_id: str) -> Response:
-    return Response(
-        encode_error(code, message),
-        status_code=status,
-        media_type=CONTENT_TYPE,
-        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code},
-    )
+def _header(headers: Headers, name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
-def authenticate(context: ApiContext, request: Request, body: bytes) -> Principal:
+def authenticate(context: ApiContext, scope: Scope, headers: Headers, body: bytes) -> Principal:
     signed = sigv4.SignedRequest(
-        method=request.method,
-        raw_path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
-        raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-        headers=tuple(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
-        ),
+        method=scope["method"],
+        raw_path=(scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
+        raw_query=scope.get("query_string", b"").decode("latin-1"),
+        headers=headers,
         body=body,
     )
-    verdict = sigv4.verify(signed, context.principals.secret_for, context.now())
+    verdict = sigv4.verify(
+        signed, context.principals.secret_for, context.now(), context.signing_keys
+    )
     if isinstance(verdict, sigv4.Rejected):
         raise ApiError(verdict.code, verdict.message, _REJECTION_STATUS.get(verdict.code, 400))
     principal = context.principals.by_access_key(verdict.access_key_id)
@@ -66,12 +72,19 @@ def authenticate(context: ApiContext, request: Request, body: bytes) -> Principa
     return principal
 
 
-async def handle(context: ApiContext, request: Request) -> Response:
-    request_id = str(uuid.uuid4())
+async def answer(context: ApiContext, scope: Scope, receive: Receive) -> tuple[int, bytes, str]:
+    """Status, body and error type (empty on success) for one call; never raises ApiError."""
+    # ASGI servers hand over lower-case names; latin-1 keeps every byte as sent,
+    # which the signature covers.
+    headers: Headers = tuple(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+    )
     try:
-        body = await read_body(request)
-        principal = authenticate(context, request, body)
-        action = action_of(request.headers.get("x-amz-target"))
+        body = await read_limited(
+            _header(headers, "content-length"), receive_chunks(receive), MAX_BODY_BYTES
+        )
+        principal = authenticate(context, scope, headers, body)
+        action = action_of(_header(headers, "x-amz-target"))
         if not principal.may(role_for(action)):
             raise ApiError(
                 "AccessDeniedException",
@@ -81,17 +94,29 @@ async def handle(context: ApiContext, request: Request) -> Response:
         payload = decode_request(action, body)
         result = await context.act(action, payload)
     except ApiError as exc:
-        return _error(exc.code, exc.message, exc.status, request_id)
+        return exc.status, encode_error(exc.code, exc.message), exc.code
     except ServiceError as exc:
-        return _error(exc.code, exc.message, exc.status, request_id)
+        return exc.status, encode_error(exc.code, exc.message), exc.code
+    return 200, encode_response(result), ""
+
+
+async def handle(context: ApiContext, scope: Scope, receive: Receive, send: Send) -> None:
+    request_id = context.request_id()
+    try:
+        status, body, error_type = await answer(context, scope, receive)
+    except Disconnected:
+        return
     except Exception:
         # A bug, not the caller's fault: say so without leaking internals.
         log.exception("request %s failed", request_id)
-        return _error(
-            "InternalFailure", "The server failed to process the request", 500, request_id
-        )
-    return Response(
-        encode_response(result),
-        media_type=CONTENT_TYPE,
-        headers={"x-amzn-RequestId": request_id},
-    )
+        error_type = "InternalFailure"
+        status, body = 500, encode_error(error_type, "The server failed to process the request")
+    headers = [
+        (b"content-type", _CONTENT_TYPE),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-amzn-requestid", request_id.encode()),
+    ]
+    if error_type:
+        headers.append((b"x-amzn-errortype", error_type.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
