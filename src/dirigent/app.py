@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dirigent.api import ApiContext
 from dirigent.api.auth import Principals
-from dirigent.api.keyfile import load_principals
+from dirigent.api.keyfile import KeyFileRefresh, load_principals
 from dirigent.api.server import serve_http, start_http
 from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.engine.errors import ServiceError, StateMachineAlreadyExists
@@ -64,7 +64,10 @@ def serve(
         settings=EngineSettings(region=settings.region, account=settings.account),
         functions=FunctionRegistry(dict(settings.functions)),
     )
-    context = ApiContext(engine, Principals(principals))
+    # Keys added with `dirigent keys add` while the server runs are read when
+    # they are first presented.
+    refresh = KeyFileRefresh(settings.data_dir, principals)
+    context = ApiContext(engine, Principals(principals, refresh))
     if created is not None:
         print(f"created admin credentials in {created} (mode 0600)", file=out)
         print(

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from dirigent import __version__
-from dirigent.cli import demo, executions, runtime, server, workflows
+from dirigent.cli import demo, executions, keys, runtime, server, workflows
 
 #: command modules, in the order their commands appear in ``--help``
-COMMAND_MODULES: tuple[ModuleType, ...] = (workflows, runtime, server, executions, demo)
+COMMAND_MODULES: tuple[ModuleType, ...] = (workflows, runtime, server, keys, executions, demo)
 
 Handler = Callable[[argparse.Namespace], int]
 
