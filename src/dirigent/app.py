@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dirigent.api import ApiContext
 from dirigent.api.auth import Principals
+from dirigent.api.feed import Feed, FeedStore
 from dirigent.api.keyfile import KeyFileRefresh, load_principals
 from dirigent.api.server import serve_http, start_http
 from dirigent.engine import Engine, EngineSettings, FunctionRegistry
@@ -59,15 +60,18 @@ def serve(
     environ = os.environ if environ is None else environ
     principals, created = load_principals(settings.data_dir, environ)
     store = open_store(store_url(settings))
+    # The engine writes through the feed's store, which tells the dashboard's
+    # live stream (GET /api/v1/events) about each committed history event.
+    feed = Feed()
     engine = Engine(
-        store,
+        FeedStore(store, feed),
         settings=EngineSettings(region=settings.region, account=settings.account),
         functions=FunctionRegistry(dict(settings.functions)),
     )
     # Keys added with `dirigent keys add` while the server runs are read when
     # they are first presented.
     refresh = KeyFileRefresh(settings.data_dir, principals)
-    context = ApiContext(engine, Principals(principals, refresh))
+    context = ApiContext(engine, Principals(principals, refresh), feed=feed)
     if created is not None:
         print(f"created admin credentials in {created} (mode 0600)", file=out)
         print(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from dirigent.api.actions import LONG_ACTIONS, Action, bind_actions
 from dirigent.api.auth import Principals
+from dirigent.api.feed import Feed
 from dirigent.api.pool import ThreadPool
 from dirigent.engine import Engine
 from dirigent.sigv4 import SigningKey, memoised_signing_key
@@ -53,6 +54,9 @@ class ApiContext:
     signing_keys: SigningKey = field(default_factory=memoised_signing_key)
     #: the ``x-amzn-RequestId`` of each Step Functions answer (event loop only)
     request_id: Callable[[], str] = field(default_factory=request_ids)
+    #: every execution's committed history events (``GET /api/v1/events``); ``None``
+    #: when the engine's store is not wrapped in a :class:`dirigent.api.feed.FeedStore`
+    feed: Feed | None = None
     actions: dict[str, Action] = field(init=False)
     quick: ThreadPool = field(init=False)
     slow: ThreadPool = field(init=False)

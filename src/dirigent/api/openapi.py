@@ -303,6 +303,19 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     body="Start",
                 ),
             },
+            "/api/v1/events": {
+                "get": _operation(
+                    "streamAllEvents",
+                    "Every execution's new history events as server-sent events, resumable "
+                    "from a position (Last-Event-ID or after)",
+                    (200, None),
+                    errors=(400, 404),
+                    stream=True,
+                    parameters=[
+                        _query("after", {"type": "string", "pattern": "^[0-9a-f]+-[0-9]+$"})
+                    ],
+                ),
+            },
             "/api/v1/executions": {
                 "get": _operation(
                     "listExecutions",

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from dirigent.api.auth import Principal, Role
 from dirigent.api.bodies import read_body
 from dirigent.api.context import ApiContext
+from dirigent.api.feed import Position
 from dirigent.api.graph import machine_graph, state_runs, state_status
 from dirigent.api.openapi import openapi_document
 from dirigent.api.protocol import ApiError
@@ -373,6 +374,57 @@ async def stream_events(context: ApiContext, request: Request, _: Principal) -> 
     )
 
 
+def _sse(event: str, data: Any, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(_plain(data))}\n\n"
+
+
+async def stream_all_events(context: ApiContext, request: Request, _: Principal) -> Response:
+    """Server-sent events: every execution's history events as they commit, for the dashboard.
+
+    The stream opens with an ``open`` event carrying the position (its ``id``);
+    each ``history`` event is one history event with its ``executionArn``. A
+    client resuming with ``Last-Event-ID`` (browsers do) or ``?after=`` gets
+    what it missed; if that is no longer held (or the server restarted), a
+    ``reset`` event says so first, and the client should reload its views.
+    """
+    feed = context.feed
+    if feed is None:
+        raise ApiError("NotFound", "this server keeps no event feed", 404)
+    resume = request.headers.get("last-event-id") or request.query_params.get("after")
+    start = feed.position if resume is None else Position.parse(resume)
+    if start is None:
+        raise ApiError("BadRequest", "after must be a position such as 3f2a9c1e-42", 400)
+
+    async def events() -> AsyncIterator[str]:
+        after = start
+        yield _sse("open", {"position": str(after)}, str(after))
+        quiet = 0.0
+        while True:
+            batch = feed.read(after)
+            if batch.missed:
+                reason = "events after this position are no longer held; reload"
+                yield _sse("reset", {"position": str(batch.position), "reason": reason})
+            for seq, record in batch.events:
+                shaped = {"executionArn": record.execution_arn, **event_shape(record)}
+                yield _sse("history", shaped, f"{feed.epoch}-{seq}")
+            after = batch.position
+            if batch.events:
+                quiet = 0.0
+                continue
+            quiet += STREAM_POLL_SECONDS
+            if quiet >= STREAM_KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 async def openapi(_context: ApiContext, request: Request, _: Principal) -> Response:
     return _json(openapi_document(str(request.base_url).rstrip("/")))
 
@@ -387,6 +439,7 @@ def routes(context: ApiContext) -> list[Route]:
         ("/state-machines/{name}", "DELETE", "admin", delete_state_machine),
         ("/state-machines/{name}/graph", "GET", "viewer", state_machine_graph),
         ("/state-machines/{name}/executions", "POST", "operator", start_execution),
+        ("/events", "GET", "viewer", stream_all_events),
         ("/executions", "GET", "viewer", list_executions),
         ("/executions/{arn}", "GET", "viewer", describe_execution),
         ("/executions/{arn}/history", "GET", "viewer", execution_history),
