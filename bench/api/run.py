@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -176,6 +177,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
+    # Other work on the machine moves these figures; say how busy it was.
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         admin = new_principal("admin", "admin")
@@ -194,6 +197,7 @@ def main() -> None:
                 )
                 rows.append(report(name, count, latencies, args.seconds))
             rows.append(engine_direct(data_dir, args))
+            print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
             print(json.dumps(rows))
         finally:
             stop_server(process)
