@@ -10,10 +10,10 @@ This module must never carry application traffic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from dirigent.mesh import http1
 from dirigent.mesh.telemetry import Metrics
+from dirigent.mesh.wire import Request, ServerConnection
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -23,24 +23,20 @@ class Admin:
         self.metrics = metrics
 
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, host, port)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: ServerConnection(self._dispatch, max_body=0), host, port
+        )
 
-    async def _serve(self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        reader = http1.MessageReader(stream, responses=False)
-        with contextlib.suppress(ConnectionError, http1.ProtocolError):
-            while (request := await reader.head()) is not None:
-                await reader.whole_body(request, 0)
-                path = request.target.split(b"?", 1)[0]
-                if request.method in (b"GET", b"HEAD") and path == b"/metrics":
-                    status, body = 200, self.metrics.render()
-                else:
-                    status, body = 404, b"only /metrics is served here\n"
-                head = http1.response_head(
-                    status, [(b"content-type", CONTENT_TYPE)], length=len(body),
-                    keep_alive=request.keep_alive,
-                )  # fmt: skip
-                writer.write(head if request.method == b"HEAD" else head + body)
-                await writer.drain()
-                if not request.keep_alive:
-                    break
-        writer.close()
+    def _dispatch(self, client: ServerConnection, request: Request) -> None:
+        path = request.target.split(b"?", 1)[0]
+        if request.method in (b"GET", b"HEAD") and path == b"/metrics":
+            status, body = 200, self.metrics.render()
+        else:
+            status, body = 404, b"only /metrics is served here\n"
+        head = http1.response_head(
+            status, [(b"content-type", CONTENT_TYPE)], length=len(body),
+            keep_alive=request.keep_alive,
+        )  # fmt: skip
+        client.write(head if request.method == b"HEAD" else head + body)
+        client.finish(request.keep_alive)

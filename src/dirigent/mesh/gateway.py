@@ -17,7 +17,6 @@ reads the wall clock only through what it is given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import urllib.request
@@ -25,10 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dirigent.mesh import http1
 from dirigent.mesh.policy import jwt
 from dirigent.mesh.proxy import MAX_BODY, Proxy
-from dirigent.mesh.relay import reply
+from dirigent.mesh.wire import Request, ServerConnection
 
 _BEARER = b"bearer "
 
@@ -83,52 +81,37 @@ class Gateway:
         self._wall = wall
 
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, host, port)
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            lambda: ServerConnection(self._dispatch, max_body=MAX_BODY), host, port, backlog=1024
+        )
 
-    async def _serve(self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        reader = http1.MessageReader(stream, responses=False)
-        try:
-            while (request := await reader.head()) is not None:
-                body = await reader.whole_body(request, MAX_BODY)
-                await self._handle(request, body, writer)
-                if not request.keep_alive:
-                    break
-        except http1.ProtocolError:
-            with contextlib.suppress(ConnectionError):
-                await reply(writer, 400, b"bad request\n", keep_alive=False)
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def _handle(
-        self, request: http1.Message, body: bytes, writer: asyncio.StreamWriter
-    ) -> None:
+    def _dispatch(self, client: ServerConnection, request: Request) -> None:
         keep = request.keep_alive
         route = self._route(request)
         if route is None:
-            await reply(writer, 404, b"no route\n", keep_alive=keep)
+            client.reply(404, b"no route\n", keep_alive=keep)
             return
         if self.jwt_rule is not None:
             problem = self._authenticate(request, self.jwt_rule)
             if problem is not None:
                 challenge = b'Bearer realm="dirigent", error="invalid_token"'
-                await reply(
-                    writer, 401, problem.encode() + b"\n", keep_alive=keep,
+                client.reply(
+                    401, problem.encode() + b"\n", keep_alive=keep,
                     headers=[(b"www-authenticate", challenge)],
                 )  # fmt: skip
                 return
-        await self.proxy.handle(request, body, writer, route.service, request.target)
+        self.proxy.handle(request, client, route.service, request.target)
 
-    def _route(self, request: http1.Message) -> GatewayRoute | None:
-        host = (request.header(b"host") or b"").split(b":", 1)[0].decode("latin-1").lower()
+    def _route(self, request: Request) -> GatewayRoute | None:
+        host = (request.host or b"").split(b":", 1)[0].decode("latin-1").lower()
         path = request.target.decode("latin-1")
         for route in self.routes:
             if (route.host is None or route.host == host) and path.startswith(route.prefix):
                 return route
         return None
 
-    def _authenticate(self, request: http1.Message, rule: jwt.JwtRule) -> str | None:
+    def _authenticate(self, request: Request, rule: jwt.JwtRule) -> str | None:
         """None when the request carries a valid token; else why it is refused."""
         value = request.header(b"authorization")
         if value is None or value[: len(_BEARER)].lower() != _BEARER:

@@ -1,6 +1,10 @@
-"""HTTP/1.1 framing for the data plane: read messages with httptools, write them back.
+"""HTTP/1.1 framing for the data plane: the bytes of heads and chunks, and a stream reader.
 
-:class:`MessageReader` turns the bytes of one connection into messages: a
+The listeners and upstream connections parse in asyncio Protocols
+(:mod:`dirigent.mesh.wire`, :mod:`dirigent.mesh.upstream`) and frame what they
+write with the functions here. :class:`MessageReader` is the stream-based
+reader for code that holds asyncio streams (test clients and replicas): it
+turns the bytes of one connection into messages: a
 request (or response) head as soon as its headers are complete, then its body
 in pieces as they arrive, so large bodies stream through without being held.
 Several messages on one connection (keep-alive, pipelining) come out in order.
@@ -155,25 +159,62 @@ class MessageReader:
 def request_head(
     method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body_length: int
 ) -> bytes:
-    lines = [method + b" " + target + b" HTTP/1.1"]
-    lines += [name + b": " + value for name, value in headers]
+    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    _add_headers(parts, method, headers, body_length)
+    return b"".join(parts)
+
+
+def header_block(method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """A request's header lines, the blank line and its body: all but the request line."""
+    parts: list[bytes] = []
+    _add_headers(parts, method, headers, len(body))
+    parts.append(body)
+    return b"".join(parts)
+
+
+def _add_headers(
+    parts: list[bytes], method: bytes, headers: list[tuple[bytes, bytes]], body_length: int
+) -> None:
+    # One join over a flat list: no intermediate line objects per header.
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
     if body_length or method in (b"POST", b"PUT", b"PATCH"):
-        lines.append(b"content-length: " + str(body_length).encode())
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+        parts += (b"content-length: ", b"%d" % body_length, b"\r\n")
+    parts.append(b"\r\n")
 
 
 def response_head(
     status: int, headers: list[tuple[bytes, bytes]], *, length: int | None, keep_alive: bool
 ) -> bytes:
-    lines = [b"HTTP/1.1 %d %s" % (status, _reason(status))]
-    lines += [name + b": " + value for name, value in headers]
+    status_line = _STATUS_LINES.get(status)
+    if status_line is None:
+        status_line = b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))
+    parts = [status_line]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
     if length is not None:
-        lines.append(b"content-length: " + str(length).encode())
+        parts += (b"content-length: ", b"%d" % length, b"\r\n")
     else:
-        lines.append(b"transfer-encoding: chunked")
+        parts.append(b"transfer-encoding: chunked\r\n")
     if not keep_alive:
-        lines.append(b"connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n"
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+_TEXT = (b"content-type", b"text/plain")
+
+
+def text_response(
+    status: int,
+    body: bytes,
+    *,
+    keep_alive: bool,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> bytes:
+    """A whole response the mesh makes itself (401, 403, 404, 429, 503, 504, faults)."""
+    extra = [_TEXT, *headers] if headers else [_TEXT]
+    return response_head(status, extra, length=len(body), keep_alive=keep_alive) + body
 
 
 def chunk(piece: bytes) -> bytes:
@@ -208,3 +249,9 @@ _REASONS = {
 
 def _reason(status: int) -> bytes:
     return _REASONS.get(status, b"Status")
+
+
+#: status lines made once, not formatted per response
+_STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()
+}

@@ -13,6 +13,11 @@ Faults are injected here, on the callee's side, so a fault configured for a
 service hits every caller the same way, and the caller's retries see it as
 they would see the service fail.
 
+Like the outbound proxy, a request runs as event-loop callbacks (an
+:class:`_Exchange`), not a coroutine: a delay fault is a timer, the replica's
+response arrives through :mod:`dirigent.mesh.upstream`'s protocol, and only
+opening a new connection to the replica runs as a task.
+
 Every decision is made by :mod:`dirigent.mesh.policy`; this module must
 never decide anything itself, and reads the clock and draws randomness only
 through what it is given.
@@ -21,27 +26,29 @@ through what it is given.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
 
 from dirigent.mesh import http1
-from dirigent.mesh.config import HttpRoute, MeshPolicy, MtlsMode
+from dirigent.mesh.config import MeshPolicy, MtlsMode
 from dirigent.mesh.listener import Listener
 from dirigent.mesh.policy import authz, fault, trace
 from dirigent.mesh.policy.routing import RequestHead, first_match
-from dirigent.mesh.relay import relay, reply
-from dirigent.mesh.telemetry import Telemetry
+from dirigent.mesh.relay import Relay
+from dirigent.mesh.telemetry import Series, Telemetry
 from dirigent.mesh.tls import ServiceTls
 from dirigent.mesh.upstream import Connection, Pool
+from dirigent.mesh.wire import MAX_BODY, Request, ServerConnection
 
-#: the largest request body held before it goes to the replica
-MAX_BODY = 8 * 2**20
+__all__ = ["MAX_BODY", "UNKNOWN_SOURCE", "Inbound"]
+
 #: the source label of a caller without an identity (plain text)
 UNKNOWN_SOURCE = "unknown"
 _XFCC = b"x-forwarded-client-cert"
 _TRACEPARENT = b"traceparent"
+#: request headers never passed on as they came (the length is re-framed)
+_DROPPED = http1.HOP_BY_HOP | {b"content-length", _XFCC, _TRACEPARENT}
 
 
 class Inbound:
@@ -63,20 +70,23 @@ class Inbound:
         self.app = app
         self.service = service
         self.replica = replica
-        self._clock = clock
-        self._wall = wall
-        self._rng = rng
+        self.clock = clock
+        self.wall = wall
+        self.rng = rng
         self.telemetry = telemetry or Telemetry()
-        self._pool = Pool()
-        self._identity = authz.service_identity(app, service).encode()
+        self.pool = Pool()
+        self.identity = authz.service_identity(app, service).encode()
         self.set_policy(policy)
-        self.listener = Listener(self._serve, mode=self._mode, tls=tls)
+        self.listener = Listener(self._connection, mode=self._mode, tls=tls)
 
     def set_policy(self, policy: MeshPolicy) -> None:
         """Swap the policy; a request in progress keeps the one it started with."""
         access = policy.access_for(self.service)
-        # Resolved once per policy, not per request: service names become SPIFFE IDs.
-        self._access = (access.resolved(self.app), access.default_deny)
+        # Resolved once per policy, not per request: service names become
+        # SPIFFE IDs, and the routes and their series are looked up once.
+        self.access = (access.resolved(self.app), access.default_deny)
+        self.routes = policy.routes_for(self.service)
+        self.series: dict[tuple[str, str], Series] = {}
         self.policy = policy
 
     def _mode(self) -> MtlsMode:
@@ -87,135 +97,160 @@ class Inbound:
 
     def close(self) -> None:
         self.listener.close()
-        self._pool.close()
+        self.pool.close()
 
-    async def _serve(
-        self, stream: asyncio.StreamReader, writer: asyncio.StreamWriter, principal: str | None
-    ) -> None:
-        reader = http1.MessageReader(stream, responses=False)
-        try:
-            while (request := await reader.head()) is not None:
-                body = await reader.whole_body(request, MAX_BODY)
-                await self._handle(request, body, writer, principal)
-                if not request.keep_alive:
-                    break
-        except http1.ProtocolError:
-            with contextlib.suppress(ConnectionError):
-                await reply(writer, 400, b"bad request\n", keep_alive=False)
-        except ConnectionError:
-            pass  # the caller went away; nothing to answer
-        finally:
-            writer.close()
+    def _connection(self) -> ServerConnection:
+        return ServerConnection(self._dispatch)
 
-    async def _handle(
-        self,
-        request: http1.Message,
-        body: bytes,
-        writer: asyncio.StreamWriter,
-        principal: str | None,
-    ) -> None:
-        started, start_wall = self._clock(), self._wall()
-        policy = self.policy
-        method, target = request.method, request.target
-        head = RequestHead(method.decode(), target.decode("latin-1"), _header_dict(request))
-        route = first_match(policy.routes_for(self.service), head)
-        route_name = route.name if route is not None else "none"
-        source = principal or UNKNOWN_SOURCE
-        series = self.telemetry.metrics.series("destination", source, self.service, route_name)
-        series.start()
-        span = trace.hop(request.header(_TRACEPARENT), self._rng.getrandbits)
-        status = 500
-        try:
-            status = await self._answer(
-                request=request,
-                body=body,
-                writer=writer,
-                principal=principal,
-                route=route,
-                span=span,
-                head=head,
+    def _dispatch(self, client: ServerConnection, request: Request) -> None:
+        _Exchange(self, client, request).start()
+
+    def series_for(self, source: str, route: str) -> Series:
+        key = (source, route)
+        found = self.series.get(key)
+        if found is None:
+            found = self.series[key] = self.telemetry.metrics.series(
+                "destination", source, self.service, route
             )
-        finally:
-            self.telemetry.record(
-                series=series, kind="server", source=source, destination=self.service,
-                route=route_name, method=method, path=target, status=status, start=start_wall,
-                duration=self._clock() - started, trace_id=span.trace_id, span_id=span.span_id,
-                parent_id=span.parent_id,
-            )  # fmt: skip
+        return found
 
-    async def _answer(
-        self,
-        *,
-        request: http1.Message,
-        body: bytes,
-        writer: asyncio.StreamWriter,
-        principal: str | None,
-        route: HttpRoute | None,
-        span: trace.Hop,
-        head: RequestHead,
-    ) -> int:
-        keep = request.keep_alive
-        policies, default_deny = self._access
+
+class _Exchange(Relay):
+    """One request from its arrival at the callee's listener to the end of its response."""
+
+    __slots__ = (
+        "head", "inbound", "request", "route", "series", "source", "span", "stale_left",
+        "start_wall", "started", "status",
+    )  # fmt: skip
+
+    def __init__(self, inbound: Inbound, client: ServerConnection, request: Request) -> None:
+        Relay.__init__(self, client)
+        self.inbound = inbound
+        self.request = request
+        self.started = inbound.clock()
+        self.start_wall = inbound.wall()
+        self.status = 500
+        self.stale_left = True
+        self.head = b""
+
+    def start(self) -> None:
+        inbound, request, client = self.inbound, self.request, self.client
+        method, target = request.method, request.target
+        headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in request.headers}
+        head = RequestHead(method.decode(), target.decode("latin-1"), headers)
+        route = self.route = first_match(inbound.routes, head)
+        principal = client.principal
+        self.source = principal or UNKNOWN_SOURCE
+        self.series = inbound.series_for(self.source, route.name if route is not None else "none")
+        self.series.start()
+        self.span = trace.hop(request.header(_TRACEPARENT), inbound.rng.getrandbits)
+        policies, default_deny = inbound.access
         decision = authz.authorize(
             policies, authz.Request(principal, head.method, head.path), default_deny=default_deny
         )
         if not decision.allowed:
             extra = [(b"x-dirigent-policy", decision.policy.encode())]
-            text = decision.reason.encode() + b"\n"
-            await reply(writer, 403, text, keep_alive=keep, headers=extra)
-            return 403
-        plan = fault.plan(route.fault if route is not None else None, self._rng.random)
+            self._answer(403, decision.reason.encode() + b"\n", extra)
+            return
+        plan = fault.plan(route.fault if route is not None else None, inbound.rng.random)
         if plan.delay:
-            await asyncio.sleep(plan.delay)
-        if plan.abort is not None:
-            await reply(writer, plan.abort, b"fault filter abort\n", keep_alive=keep)
-            return plan.abort
-        headers = [
-            (name, value)
-            for name, value in http1.forwardable(request.headers)
-            if name not in (_XFCC, _TRACEPARENT)
-        ]
-        headers.append((_TRACEPARENT, span.traceparent))
+            asyncio.get_running_loop().call_later(plan.delay, self._after_delay, plan.abort)
+        else:
+            self._after_delay(plan.abort)
+
+    def _after_delay(self, abort: int | None) -> None:
+        if abort is not None:
+            self._answer(abort, b"fault filter abort\n")
+            return
+        request, principal = self.request, self.client.principal
+        headers = request.headers
+        if request.connection is not None:
+            headers = http1.forwardable(headers)  # drops the headers Connection names too
+        headers = [h for h in headers if h[0] not in _DROPPED]
+        headers.append((_TRACEPARENT, self.span.traceparent))
         if principal is not None:
-            headers.append((_XFCC, b"By=" + self._identity + b";URI=" + principal.encode()))
-        return await self._forward(request, body, headers, writer)
+            identity = self.inbound.identity
+            headers.append((_XFCC, b"By=" + identity + b";URI=" + principal.encode()))
+        self.head = b"".join((
+            request.method, b" ", request.target, b" HTTP/1.1\r\n",
+            http1.header_block(request.method, headers, request.body),
+        ))  # fmt: skip
+        self._acquire()
 
-    async def _forward(
-        self,
-        request: http1.Message,
-        body: bytes,
-        headers: list[tuple[bytes, bytes]],
-        writer: asyncio.StreamWriter,
-    ) -> int:
-        keep = request.keep_alive
-        payload = http1.request_head(request.method, request.target, headers, len(body)) + body
-        host, port = self.replica
-        for fresh in (False, True):
-            connection: Connection | None = None
-            try:
-                connection = await self._pool.acquire(host, port)
-                connection.writer.write(payload)
-                await connection.writer.drain()
-                response = await connection.reader.head()
-            except OSError:
-                response = None
-            except http1.ProtocolError:
-                response = None
-            if response is not None and connection is not None:
-                await relay(
-                    self._pool, connection, response, http1.forwardable(response.headers), writer,
-                    head_only=request.method == b"HEAD", keep_alive=keep,
-                )  # fmt: skip
-                return response.status
-            if connection is not None:
-                connection.close()
-            # An idle connection the replica closed meanwhile is not the replica
-            # failing: try once more on a new one.
-            if fresh or connection is None or not connection.reused:
-                break
-        await reply(writer, 503, b"upstream connect error\n", keep_alive=keep)
-        return 503
+    def _acquire(self) -> None:
+        pool = self.inbound.pool
+        connection = pool.take_idle(self.inbound.replica)
+        if connection is not None:
+            self._send(connection)
+            return
+        task = asyncio.get_running_loop().create_task(pool.connect(self.inbound.replica))
+        task.add_done_callback(self._connected)
 
+    def _connected(self, task: asyncio.Task[Connection]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self._answer(503, b"upstream connect error\n")
+            return
+        self._send(task.result())
 
-def _header_dict(request: http1.Message) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers}
+    def _send(self, connection: Connection) -> None:
+        connection.send(self, self.head, head_only=self.request.method == b"HEAD")
+
+    # -- what the replica's connection reports --------------------------------
+
+    def response_head(
+        self, connection: Connection, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.status = status
+        self.begin_relay(
+            connection, status, headers, keep_alive=self.request.keep_alive,
+            head_only=self.request.method == b"HEAD",
+        )  # fmt: skip
+
+    def response_end(self, connection: Connection) -> None:
+        self.end_relay()
+        self.inbound.pool.release(connection)
+        self._done()
+        self.client.finish(self.request.keep_alive)
+
+    def response_lost(self, connection: Connection) -> None:
+        if self.relaying is connection:
+            # The replica broke off mid-body: the caller's response is cut too.
+            self.relaying = None
+            self.client.backpressure = None
+            self.client.close()
+            self._done()
+            self.client.finish(False)
+            return
+        if connection.reused and self.stale_left:
+            # An idle connection the replica closed meanwhile is not the
+            # replica failing: once more on a new one.
+            self.stale_left = False
+            self._acquire()
+            return
+        self._answer(503, b"upstream connect error\n")
+
+    def _answer(
+        self, status: int, text: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        keep = self.request.keep_alive
+        self.status = status
+        self.client.write(http1.text_response(status, text, keep_alive=keep, headers=headers))
+        self._done()
+        self.client.finish(keep)
+
+    def _done(self) -> None:
+        inbound, span = self.inbound, self.span
+        route = self.route
+        duration = inbound.clock() - self.started
+        telemetry = inbound.telemetry
+        if telemetry.spans is None and telemetry.access_log is None:
+            # Counters only: the series is all record() would touch.
+            self.series.finish(self.status, duration)
+            return
+        telemetry.record(
+            series=self.series, kind="server", source=self.source, destination=inbound.service,
+            route=route.name if route is not None else "none", method=self.request.method,
+            path=self.request.target, status=self.status, start=self.start_wall,
+            duration=duration, trace_id=span.trace_id,
+            span_id=span.span_id, parent_id=span.parent_id,
+        )  # fmt: skip

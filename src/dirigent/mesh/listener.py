@@ -11,14 +11,21 @@ says at that moment (a policy change applies to the next connection):
   anything else is plain text, whose caller has no identity.
 - DISABLE: plain text only.
 
-The handler gets the caller's SPIFFE ID, or None. This module must never
-read HTTP or decide anything about a request: it hands over streams.
+Each settled connection goes to a protocol the handler makes
+(:class:`~dirigent.mesh.wire.ServerConnection`, which reads the caller's
+SPIFFE ID from its TLS transport), with no task or stream left in between.
+A coroutine handler taking ``(reader, writer, principal)`` is still served,
+on asyncio streams, for code written against the earlier interface.
+
+This module must never read HTTP or decide anything about a request: it
+hands over connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -27,8 +34,11 @@ from dirigent.mesh.ca import peer_identity
 from dirigent.mesh.config import MtlsMode
 from dirigent.mesh.tls import ServiceTls
 
-#: called for each connection with its streams and the caller's verified identity
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str | None], Awaitable[None]]
+#: makes the protocol that serves one settled connection
+ProtocolFactory = Callable[[], asyncio.Protocol]
+#: the earlier form: a coroutine given the connection's streams and the caller's identity
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, str | None], Awaitable[None]]
+Handler = ProtocolFactory | StreamHandler
 #: the first byte of every TLS connection: a handshake record (RFC 8446, section 5.1)
 TLS_HANDSHAKE_RECORD = 0x16
 #: a client that says nothing, or does not finish its handshake, is dropped after this
@@ -99,11 +109,15 @@ class Listener:
             self.refused += 1
             connection.close()
             return
-        reader = asyncio.StreamReader(limit=_STREAM_LIMIT)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        streams = inspect.iscoroutinefunction(self._handler)
+        reader = asyncio.StreamReader(limit=_STREAM_LIMIT) if streams else None
+        factory: ProtocolFactory = (
+            (lambda: asyncio.StreamReaderProtocol(reader)) if reader is not None
+            else self._handler  # type: ignore[assignment]  # not a coroutine function: a factory
+        )  # fmt: skip
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
+            transport, protocol = await loop.connect_accepted_socket(
+                factory,
                 connection,
                 ssl=context,
                 ssl_handshake_timeout=self._handshake_timeout if context else None,
@@ -112,9 +126,12 @@ class Listener:
             self.refused += 1
             connection.close()
             return
+        if reader is None:
+            return  # the protocol serves the connection from here on
+        assert isinstance(protocol, asyncio.StreamReaderProtocol)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         principal = peer_identity(writer.get_extra_info("ssl_object")) if context else None
-        await self._handler(reader, writer, principal)
+        await self._handler(reader, writer, principal)  # type: ignore[call-arg,misc]
 
     async def _context_for(self, connection: socket.socket) -> ssl.SSLContext | None:
         mode = self._mode()

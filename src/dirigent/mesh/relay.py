@@ -1,72 +1,78 @@
-"""Writing responses on a listener's connection: ones the mesh makes, and ones it passes on.
+"""Relaying an upstream response to a listener's client as it arrives.
 
-Shared by the outbound proxy, the inbound listener and the gateway so that a
-403, a 401 or a relayed upstream response is framed the same way by each.
+:class:`Relay` is the part every listener's per-request exchange shares (the
+outbound proxy's and the inbound listener's): once the exchange has decided
+to pass a response on, it frames the head, then writes each body piece the
+upstream connection hands over. A known length is kept and the pieces go out
+as the very ``bytes`` objects the event loop read (no copy, no re-framing);
+anything else is re-chunked. The head waits for the first piece, so a small
+response leaves in one write (one syscall, one packet), and is flushed on its
+own when the body is slow to come. While it relays, a client that stops
+taking bytes pauses the upstream's reading, so a slow client cannot make the
+proxy hold a large body in memory.
 
-This module must never decide a status or choose an upstream: it writes
-what it is handed.
+This module must never decide a status, retry or choose an upstream: it
+writes what it is handed.
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from dirigent.mesh import http1
-from dirigent.mesh.upstream import Connection, Pool
-
-_TEXT = (b"content-type", b"text/plain")
-
-
-async def reply(
-    writer: asyncio.StreamWriter,
-    status: int,
-    body: bytes,
-    *,
-    keep_alive: bool,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """A response the mesh makes itself (401, 403, 404, 429, 503, 504, faults)."""
-    extra = [_TEXT, *headers] if headers else [_TEXT]
-    writer.write(http1.response_head(status, extra, length=len(body), keep_alive=keep_alive) + body)
-    await writer.drain()
+from dirigent.mesh.upstream import Connection
+from dirigent.mesh.wire import ServerConnection
 
 
-async def relay(
-    pool: Pool,
-    connection: Connection,
-    response: http1.Message,
-    headers: list[tuple[bytes, bytes]],
-    writer: asyncio.StreamWriter,
-    *,
-    head_only: bool,
-    keep_alive: bool,
-) -> None:
-    """Stream ``response`` from ``connection`` to ``writer``, then give the connection back.
+class Relay:
+    """Base of an exchange: forwards the response of ``connection`` to ``client``."""
 
-    A known length is kept; anything else is re-chunked. ConnectionError if
-    the upstream breaks off mid-body (the client's response is then cut too).
-    """
-    no_body = head_only or response.status in (204, 304)
-    length = 0 if no_body else response.content_length
-    chunked = length is None
-    head = http1.response_head(response.status, headers, length=length, keep_alive=keep_alive)
-    try:
-        piece = await connection.reader.body_piece(response)
-        # The head and a small body usually fit one write: one syscall, one packet.
-        if piece is None:
-            writer.write(head + http1.LAST_CHUNK if chunked else head)
+    __slots__ = ("_chunked", "_pending", "client", "relaying")
+
+    def __init__(self, client: ServerConnection) -> None:
+        self.client = client
+        self._pending = b""
+        self._chunked = False
+        #: the upstream connection whose response is being passed on, if any
+        self.relaying: Connection | None = None
+
+    def begin_relay(
+        self,
+        connection: Connection,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        *,
+        keep_alive: bool,
+        head_only: bool,
+    ) -> None:
+        no_body = head_only or status in (204, 304)
+        length = 0 if no_body else connection.length
+        self._chunked = length is None
+        self._pending = http1.response_head(status, headers, length=length, keep_alive=keep_alive)
+        self.relaying = connection
+        client = self.client
+        client.backpressure = connection.pause_reading
+        if client.writing_paused:
+            connection.pause_reading(True)
+
+    def response_body(self, piece: bytes) -> None:
+        if self._chunked:
+            piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+        pending = self._pending
+        if pending:
+            self._pending = b""
+            self.client.write(pending + piece)
         else:
-            writer.write(head + (http1.chunk(piece) if chunked else piece))
-            while (piece := await connection.reader.body_piece(response)) is not None:
-                writer.write(http1.chunk(piece) if chunked else piece)
-                await writer.drain()
-            if chunked:
-                writer.write(http1.LAST_CHUNK)
-    except (OSError, http1.ProtocolError):
-        connection.close()
-        raise ConnectionError("upstream broke off mid-body") from None
-    await writer.drain()
-    if response.keep_alive and not connection.reader.eof:
-        pool.release(connection)
-    else:
-        connection.close()
+            self.client.write(piece)
+
+    def response_flush(self) -> None:
+        if self._pending:
+            self.client.write(self._pending)
+            self._pending = b""
+
+    def end_relay(self) -> None:
+        """The upstream's response is complete: write what is left of it."""
+        tail = self._pending + http1.LAST_CHUNK if self._chunked else self._pending
+        self._pending = b""
+        if tail:
+            self.client.write(tail)
+        self.client.backpressure = None
+        self.relaying = None

@@ -180,6 +180,12 @@ class Telemetry:
     spans: Callable[[Span], None] | None = field(default_factory=SpanBuffer)
     #: receives one JSON document per request, without the newline
     access_log: Callable[[str], None] | None = None
+    # One encoder for every line: json.dumps with separators= builds a new
+    # JSONEncoder on each call, a cost paid per request.
+    _encode: Callable[[object], str] = field(
+        init=False, repr=False, compare=False,
+        default_factory=lambda: json.JSONEncoder(separators=(",", ":")).encode,
+    )  # fmt: skip
 
     def record(
         self,
@@ -210,7 +216,7 @@ class Telemetry:
             )  # fmt: skip
         if self.access_log is not None:
             self.access_log(
-                json.dumps(
+                self._encode(
                     {
                         "time": round(start, 6), "kind": kind, "source": source,
                         "destination": destination, "route": route,
@@ -218,6 +224,5 @@ class Telemetry:
                         "status": status, "duration_ms": round(duration * 1000, 3),
                         "trace_id": trace_id.decode(), "span_id": span_id.decode(),
                     },
-                    separators=(",", ":"),
                 )
             )  # fmt: skip

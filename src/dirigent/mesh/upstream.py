@@ -1,9 +1,16 @@
-"""Pooled keep-alive connections to upstream endpoints.
+"""Pooled keep-alive connections to upstream endpoints, as asyncio Protocols.
 
-A connection that finished a response cleanly goes back to its endpoint's
-idle list and serves the next request to that endpoint; one that failed,
-timed out or was told to close is closed. Opening honours nothing but the
-timeout it is given: limits are the breaker's business, in the proxy.
+A :class:`Connection` writes one request and parses its response with
+httptools as the bytes arrive, calling back the :class:`Receiver` that sent
+it: the head once complete, each body piece as it comes (the very bytes the
+event loop handed in, so a relay can write them on without copying), the end.
+No task, future or stream sits between the socket and the receiver.
+
+A connection whose response ended cleanly goes back to its endpoint's idle
+list in the :class:`Pool` and serves the next request to that endpoint; one
+that failed, timed out or was told to close is closed. Opening honours
+nothing but what the caller does with the coroutine: limits are the
+breaker's business, in the proxy.
 
 This module must never retry, choose an endpoint or look at a status code.
 """
@@ -11,98 +18,235 @@ This module must never retry, choose an endpoint or look at a status code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
-from dirigent.mesh.http1 import MessageReader
+import httptools
+
+from dirigent.mesh.http1 import HOP_BY_HOP
 
 #: idle connections kept per endpoint; more are closed when given back
 MAX_IDLE = 64
+#: response headers never passed on: hop-by-hop ones, and the length (re-framed)
+_NOT_FORWARDED = HOP_BY_HOP | {b"content-length"}
 
 
-@dataclass(slots=True)
-class Connection:
-    address: tuple[str, int]
-    reader: MessageReader
-    writer: asyncio.StreamWriter
-    served: int = 0
-    reused: bool = False
-    #: whose connection limit this connection counts against (the proxy's
-    #: per-destination state); the pool only compares it
-    owner: object = None
-    #: called once when the connection closes, and when it goes back idle
-    on_close: Callable[[], None] | None = None
-    on_idle: Callable[[], None] | None = None
-    closed: bool = False
+class Receiver(Protocol):
+    """Whoever sent a request on a connection: told of its response as it arrives."""
+
+    def response_head(
+        self, connection: Connection, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """``headers`` are the end-to-end ones only, already filtered as forwarded."""
+
+    def response_body(self, piece: bytes) -> None: ...
+
+    def response_flush(self) -> None: ...
+
+    def response_end(self, connection: Connection) -> None: ...
+
+    def response_lost(self, connection: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
+    """One connection to an upstream endpoint, carrying one request at a time."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self.receiver: Receiver | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._named: list[bytes] = []
+        #: the response's declared length (None: chunked or until close)
+        self.length: int | None = None
+        self.chunked = False
+        #: the response may be followed by another on this connection
+        self.keep_alive = False
+        self._head_only = False
+        self._in_head = True
+        self.served = 0
+        self.reused = False
+        self.closed = False
+        #: whose connection limit this connection counts against (the proxy's
+        #: per-destination state); the pool only compares it
+        self.owner: object = None
+        #: called once when the connection closes, and when it goes back idle
+        self.on_close: Callable[[], None] | None = None
+        self.on_idle: Callable[[], None] | None = None
+
+    # -- for the sender ---------------------------------------------------
+
+    def send(self, receiver: Receiver, payload: bytes, *, head_only: bool = False) -> None:
+        """Write a whole request; its response goes to ``receiver``."""
+        self.receiver = receiver
+        self._headers = []
+        self._named = []
+        self.length = None
+        self.chunked = False
+        self._head_only = head_only
+        self._in_head = True
+        assert self.transport is not None
+        self.transport.write(payload)
+
+    def pause_reading(self, paused: bool) -> None:
+        if self.transport is not None and not self.closed:
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def ssl_object(self) -> ssl.SSLObject | None:
+        if self.transport is None:
+            return None
+        found: ssl.SSLObject | None = self.transport.get_extra_info("ssl_object")
+        return found
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        self.receiver = None
+        if self.transport is not None:
+            self.transport.close()
         if self.on_close is not None:
             self.on_close()
 
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        raw = transport.get_extra_info("socket")
+        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+            # Small requests must not wait for Nagle's algorithm.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        receiver = self.receiver
+        if receiver is None:
+            # Bytes nobody asked for (on an idle connection): it cannot be trusted.
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            waiting = self.receiver is receiver  # not if its response had already ended
+            self.close()
+            if waiting:
+                receiver.response_lost(self)
+            return
+        # A head whose body is still to come must not wait for it.
+        if self.receiver is receiver and not self._in_head:
+            receiver.response_flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - why is not needed
+        receiver = self.receiver
+        was_closed = self.closed
+        self.close()
+        if receiver is None or was_closed:
+            return
+        if not self._in_head and self.length is None and not self.chunked:
+            receiver.response_end(self)  # a response without a length ends with its connection
+        else:
+            receiver.response_lost(self)
+
+    # -- httptools callbacks ----------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Filtered for forwarding as they arrive: the relay needs no second pass.
+        name = name.lower()
+        if name not in _NOT_FORWARDED:
+            self._headers.append((name, value))
+        elif name == b"content-length":
+            if value.isdigit():
+                self.length = int(value)
+        elif name == b"transfer-encoding":
+            self.chunked = value.lower().endswith(b"chunked")
+        elif name == b"connection":
+            self._named += (token.strip().lower() for token in value.split(b","))
+
+    def on_headers_complete(self) -> None:
+        receiver = self.receiver
+        if receiver is None:
+            return
+        self._in_head = False
+        self.keep_alive = bool(self._parser.should_keep_alive())
+        headers = self._headers
+        if self._named:  # headers the Connection header named are hop-by-hop too
+            headers = [h for h in headers if h[0] not in self._named]
+        receiver.response_head(self, self._parser.get_status_code(), headers)
+        if self._head_only and self.receiver is receiver:
+            # A response to HEAD has no body whatever its length says; llhttp
+            # cannot be told so through httptools, so the connection is not reused.
+            self.keep_alive = False
+            self.receiver = None
+            receiver.response_end(self)
+
+    def on_body(self, body: bytes) -> None:
+        receiver = self.receiver
+        if receiver is not None:
+            receiver.response_body(body)
+
+    def on_message_complete(self) -> None:
+        receiver = self.receiver
+        if receiver is not None:
+            self.receiver = None
+            receiver.response_end(self)
+
 
 class Pool:
+    """Idle connections by endpoint address; speaks TLS to every endpoint or to none."""
+
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self._idle: dict[tuple[str, int], deque[Connection]] = {}
-        #: a pool speaks TLS to every endpoint or to none; the outbound proxy
-        #: keeps one pool of each
+        self._idle: dict[tuple[str, int], list[Connection]] = {}
+        #: the outbound proxy keeps one pool of each
         self.tls = tls
 
-    async def acquire(self, host: str, port: int) -> Connection:
-        """An idle connection to the endpoint, or a new one (OSError if it cannot be made).
-
-        A TLS handshake that fails (a callee outside the mesh CA) is an OSError too.
-        """
-        return self.take_idle(host, port) or await self.connect(host, port)
-
-    def take_idle(self, host: str, port: int) -> Connection | None:
-        idle = self._idle.get((host, port))
+    def take_idle(self, address: tuple[str, int]) -> Connection | None:
+        idle = self._idle.get(address)
         while idle:
             connection = idle.pop()
-            if not connection.writer.is_closing() and not connection.reader.eof:
+            if not connection.closed:
                 connection.reused = True
                 return connection
-            connection.close()
         return None
 
     def evict_idle(self, owner: object) -> bool:
         """Close one idle connection counted against ``owner``; False if it has none."""
         for idle in self._idle.values():
             for connection in idle:
-                if connection.owner is owner:
+                if connection.owner is owner and not connection.closed:
                     idle.remove(connection)
                     connection.close()
                     return True
         return False
 
-    async def connect(self, host: str, port: int) -> Connection:
-        stream_reader, writer = await asyncio.open_connection(
-            host, port, ssl=self.tls, server_hostname="" if self.tls else None
-        )
-        # Small requests and responses must not wait for Nagle's algorithm.
-        raw = writer.get_extra_info("socket")
-        if raw is not None:
-            with contextlib.suppress(OSError):
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return Connection((host, port), MessageReader(stream_reader, responses=True), writer)
+    async def connect(self, address: tuple[str, int]) -> Connection:
+        """A new connection (OSError if it cannot be made; a failed TLS handshake too)."""
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            lambda: Connection(address), address[0], address[1],
+            ssl=self.tls, server_hostname="" if self.tls else None,
+        )  # fmt: skip
+        return connection
 
     def release(self, connection: Connection) -> None:
+        """Give back a connection whose response ended cleanly."""
         connection.served += 1
-        idle = self._idle.setdefault(connection.address, deque())
-        if len(idle) >= MAX_IDLE or connection.writer.is_closing():
+        if connection.closed or not connection.keep_alive:
             connection.close()
-        else:
-            idle.append(connection)
-            if connection.on_idle is not None:
-                connection.on_idle()
+            return
+        idle = self._idle.get(connection.address)
+        if idle is None:
+            idle = self._idle[connection.address] = []
+        if len(idle) >= MAX_IDLE:
+            connection.close()
+            return
+        idle.append(connection)
+        if connection.on_idle is not None:
+            connection.on_idle()
 
     def close(self) -> None:
         every = [connection for idle in self._idle.values() for connection in idle]

@@ -1,0 +1,269 @@
+"""The listener side of an HTTP/1.1 connection: an asyncio Protocol fed by the event loop.
+
+Requests are parsed by httptools straight from ``data_received``: no
+``StreamReader``, no task per connection, no await per message. Each complete
+request becomes a :class:`Request` and is handed to the listener's
+``dispatch`` callable, one at a time: pipelined requests parsed meanwhile wait
+in a short queue (reading pauses when it is full), so responses go out in
+order. The handler writes its response through :meth:`ServerConnection.write`
+and says when it is done with :meth:`ServerConnection.finish`; a slow client
+pushes back through ``pause_writing``, which the handler is told about so it
+can stop reading its upstream.
+
+Request bodies are held whole, up to ``max_body`` (a retry must send them
+again); a larger body, or bytes that are not HTTP/1.1, get 400 and the
+connection is closed.
+
+This module must never decide anything about a request, nor open a
+connection upstream: it frames bytes on the connection it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from collections.abc import Callable
+
+import httptools
+
+from dirigent.mesh import http1
+from dirigent.mesh.ca import peer_identity
+
+#: the largest request body held (a retry must send it again)
+MAX_BODY = 8 * 2**20
+#: pipelined requests parsed ahead of the one in flight before reading pauses
+MAX_QUEUED = 32
+_BAD_REQUEST = (
+    http1.response_head(400, [(b"content-type", b"text/plain")], length=12, keep_alive=False)
+    + b"bad request\n"
+)
+
+
+class Request:
+    """One parsed request; a slotted object, not a dataclass, as one is made per request."""
+
+    __slots__ = ("body", "connection", "headers", "host", "keep_alive", "method", "target")
+
+    def __init__(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+        *,
+        connection: bytes | None = None,
+        host: bytes | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        #: names lowercased, in the order the client sent them
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        #: the Connection header's value, if sent: it names more hop-by-hop headers
+        self.connection = connection
+        #: the Host header's value, noted while parsing (every listener reads it)
+        self.host = host
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of ``name`` (lowercase), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+#: handles one request; answers through the connection, later or at once
+Dispatch = Callable[["ServerConnection", Request], None]
+#: told True when the client stops taking bytes, False when it takes them again
+Backpressure = Callable[[bool], None]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class ServerConnection(asyncio.Protocol):
+    """One client's connection to a mesh listener."""
+
+    def __init__(
+        self, dispatch: Dispatch, *, principal: str | None = None, max_body: int = MAX_BODY
+    ) -> None:
+        self._dispatch = dispatch
+        #: the caller's verified SPIFFE ID (mTLS), or None
+        self.principal = principal
+        self._max_body = max_body
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._queue: deque[Request] = deque()
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._connection: bytes | None = None
+        self._host: bytes | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+        #: a request is being answered; the next waits in the queue
+        self.busy = False
+        self.closed = False
+        self._eof = False
+        self._broken = False
+        self._reading_paused = False
+        #: set by the handler while it relays a response, so a slow client
+        #: can stop the upstream's reading instead of filling memory
+        self.backpressure: Backpressure | None = None
+        self.writing_paused = False
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            # The handshake is done before a TLS transport reaches its protocol.
+            self.principal = peer_identity(ssl_object)
+        raw = transport.get_extra_info("socket")
+        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+            # Small responses must not wait for Nagle's algorithm.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken or self.closed:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # WebSocket and other upgrades are not proxied yet; the request is kept
+        except httptools.HttpParserError:
+            self._bad_request()
+            return
+        if not self.busy and self._queue:
+            self._next()
+
+    def eof_received(self) -> bool:
+        # A client that half-closes after its last request still gets its answers.
+        self._eof = True
+        return self.busy or bool(self._queue)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - why is not needed
+        self.closed = True
+        self._queue.clear()
+        if self.backpressure is not None:
+            self.backpressure(False)  # nobody to wait for any more
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.backpressure is not None:
+            self.backpressure(True)
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.backpressure is not None:
+            self.backpressure(False)
+
+    # -- httptools callbacks ----------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"host":
+            if self._host is None:
+                self._host = value
+        elif name == b"connection":
+            # Noted as it goes by, so forwarding need not search for it.
+            self._connection = (
+                value if self._connection is None else self._connection + b"," + value
+            )
+        self._headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._max_body:
+            raise _TooLarge  # httptools turns it into HttpParserCallbackError: a 400
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        body = self._body
+        parser = self._parser
+        self._queue.append(
+            Request(
+                parser.get_method(), self._url, self._headers,
+                body[0] if len(body) == 1 else b"".join(body), parser.should_keep_alive(),
+                connection=self._connection, host=self._host,
+            )
+        )  # fmt: skip
+        # Reset here rather than in on_message_begin: one callback fewer per request.
+        self._url = b""
+        self._headers = []
+        self._connection = self._host = None
+        self._body = []
+        self._size = 0
+        if len(self._queue) >= MAX_QUEUED and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    # -- for the handler --------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def finish(self, keep_alive: bool) -> None:
+        """The response to the current request is written; on to the next, or close."""
+        self.busy = False
+        self.backpressure = None
+        if self.closed:
+            return
+        if not keep_alive:
+            self.close()
+        elif self._broken:
+            self.write(_BAD_REQUEST)
+            self.close()
+        elif self._queue:
+            self._next()
+        elif self._eof:
+            self.close()
+
+    def reply(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        keep_alive: bool,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Answer the current request with a response the mesh makes (401, 403, 404, 503...)."""
+        self.write(http1.text_response(status, body, keep_alive=keep_alive, headers=headers))
+        self.finish(keep_alive)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- inside -----------------------------------------------------------
+
+    def _next(self) -> None:
+        request = self._queue.popleft()
+        if self._reading_paused and len(self._queue) < MAX_QUEUED // 2:
+            self._reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        self.busy = True
+        self._dispatch(self, request)
+
+    def _bad_request(self) -> None:
+        # Requests parsed before the bad bytes are answered first, in order.
+        self._broken = True
+        if self.busy:
+            return
+        if self._queue:
+            self._next()
+        else:
+            self.write(_BAD_REQUEST)
+            self.close()
