@@ -191,8 +191,9 @@ class ControlPlane:
         self._store = open_store(
             self.settings.store_url or f"sqlite:///{self.data_dir / 'dirigent.db'}"
         )
+        feed = Feed()
         self._engine = Engine(
-            self._store,
+            FeedStore(self._store, feed),
             settings=EngineSettings(region=self.settings.region, account=self.settings.account),
             functions=FunctionRegistry(
                 {name: str(ref) for name, ref in self.manifest.functions.items()}
@@ -206,7 +207,8 @@ class ControlPlane:
             f"arn:aws:iam::{self.settings.account}:role/{self.manifest.app}",
         )
         self._engine.start()
-        self._context = ApiContext(self._engine, Principals(principals))
+        refresh = KeyFileRefresh(self.data_dir, principals)
+        self._context = ApiContext(self._engine, Principals(principals, refresh), feed=feed)
         self._running = await start_http(
             self._context, self.settings.host, self.settings.port, self.settings.log_level
         )

@@ -102,18 +102,15 @@ class Executions:
         canonical = json.dumps(execution_input)
         name = request.get("name")
         name = check_name(name) if name is not None else secrets.token_hex(16)
+        # Drawn before the transaction: os.urandom gives up the GIL, and the
+        # store's lock is held for as long as the thread takes to get it back.
+        token_prefix = secrets.token_hex(12) + ":"
         now = self.clock()
         with self.store.transaction() as tx:
             machine, definition, role, started_with = self.catalog.resolve_target(
                 tx, request.get("stateMachineArn"), self.pick
             )
             arn = self.arns.execution(machine.name, name)
-            existing = tx.get_execution(arn)
-            if existing is not None:
-                # AWS: the same name and input while it runs returns the same execution.
-                if existing.status == "RUNNING" and existing.input == canonical:
-                    return {"executionArn": arn, "startDate": when(existing.started_at)}
-                raise ExecutionAlreadyExists(f"Execution Already Exists: '{arn}'")
             record = ExecutionRecord(
                 arn=arn,
                 machine_arn=machine.arn,
@@ -124,17 +121,32 @@ class Executions:
                 started_with=started_with,
                 definition=definition,
                 role_arn=role,
-                token_prefix=secrets.token_hex(12) + ":",
+                token_prefix=token_prefix,
                 machine_type=machine.type,
             )
             try:
                 tx.insert_execution(record)
             except Conflict as exc:
+                # Looked up only now: a start with a new name (nearly all) skips the read.
+                existing = tx.get_execution(arn)
+                # AWS: the same name and input while it runs returns the same execution.
+                if (
+                    existing is not None
+                    and existing.status == "RUNNING"
+                    and existing.input == canonical
+                ):
+                    return {"executionArn": arn, "startDate": when(existing.started_at)}
                 raise ExecutionAlreadyExists(f"Execution Already Exists: '{arn}'") from exc
             # The first transition commits with the start: one fsync fewer per execution.
             outcome = Outcome()
             advance(
-                tx, record, now, self.transition_context(), outcome, extra=[Start(execution_input)]
+                tx,
+                record,
+                now,
+                self.transition_context(),
+                outcome,
+                extra=[Start(execution_input)],
+                fresh=True,
             )
         self.accept(outcome)
         return {"executionArn": arn, "startDate": when(now)}

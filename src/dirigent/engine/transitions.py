@@ -114,9 +114,14 @@ def advance(
     *,
     extra: Sequence[Signal] = (),
     redrive: bool = False,
+    fresh: bool = False,
 ) -> ExecutionRecord:
-    """Apply every due signal (and ``extra``) to one execution, inside ``tx``."""
-    due = tx.due_signals(record.arn, now)
+    """Apply every due signal (and ``extra``) to one execution, inside ``tx``.
+
+    ``fresh``: the execution was inserted in this very transaction, so no signal
+    can be waiting for it and the queue is not read.
+    """
+    due = [] if fresh else tx.due_signals(record.arn, now)
     if not due and not extra and not redrive:
         # Another node consumed the signals between the claim and now.
         return record
