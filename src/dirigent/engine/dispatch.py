@@ -35,6 +35,7 @@ Resolver = Callable[[str], tuple[str, str | None]]
 def direct(endpoint: str) -> tuple[str, str | None]:
     return endpoint, None
 
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
