@@ -64,6 +64,14 @@ def _statement(frames: list[tuple[str, str, int]], below: int) -> str:
     return "other"
 
 
+def _in_transaction_block(frames: list[tuple[str, str, int]]) -> bool:
+    return any(
+        file.endswith("store/postgres.py")
+        and "connection.transaction()" in _source_line(file, line)
+        for _, file, line in frames
+    )
+
+
 def categorize(stack: str) -> str:
     frames = [_parse(frame) for frame in stack.split(";") if frame]
     if not frames:
@@ -91,7 +99,10 @@ def categorize(stack: str) -> str:
         if file.startswith("json/") or file.endswith("asl/jsontext.py"):
             return "JSON encode/decode"
         if file.startswith(("sqlite3/", "psycopg/")):
-            return f"SQL: {_statement(frames, position)}"
+            statement = _statement(frames, position)
+            if statement == "other" and _in_transaction_block(frames):
+                return "COMMIT (fsync)"  # psycopg's transaction block ending: BEGIN/COMMIT
+            return f"SQL: {statement}"
         if file == "dirigent/store/sql.py":
             return "store: rows to records"
         if file.startswith(("dirigent/workflow/", "dirigent/asl/")):
