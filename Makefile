@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck contracts unit clean bench
+.PHONY: test demo lint typecheck contracts unit clean bench host-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+# The mesh's cross-host tests drop packets with nftables (tests/integration/mesh/netns.py).
+# Installed once when root, as CI is; elsewhere those tests fail and say nft is missing.
+host-tools:
+	@command -v nft >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }
+
+unit: $(STAMP) host-tools
 	$(BIN)/pytest -q
 
 test: lint typecheck contracts unit
