@@ -23,6 +23,7 @@ from dirigent.mesh.policy.balance import LoadBalancer
 from dirigent.mesh.policy.breaker import ConnectionPool
 from dirigent.mesh.policy.fault import Fault
 from dirigent.mesh.policy.headers import HeaderRewrite
+from dirigent.mesh.policy.jwt import JwtRule
 from dirigent.mesh.policy.outlier import OutlierDetection
 from dirigent.mesh.policy.ratelimit import TokenBucket
 from dirigent.mesh.policy.retry import RetryBudget, RetryPolicy
@@ -136,6 +137,8 @@ class MeshPolicy:
     routes: Mapping[str, tuple[HttpRoute, ...]] = field(default_factory=_empty)
     destinations: Mapping[str, DestinationPolicy] = field(default_factory=_empty)
     access: Mapping[str, ServiceAccess] = field(default_factory=_empty)
+    #: the ingress gateway for outside clients; None: no gateway is run
+    gateway: GatewaySpec | None = None
 
     def mtls_mode(self, service: str) -> MtlsMode:
         return self.mtls_services.get(service, self.mtls)
@@ -152,3 +155,40 @@ class MeshPolicy:
 
     def access_for(self, service: str) -> ServiceAccess:
         return self.access.get(service, ServiceAccess())
+
+
+# -- the ingress gateway (mesh.gateway) ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    """Requests under ``prefix`` (and for ``host``, when set) go to ``service``."""
+
+    prefix: str
+    service: str
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayJwt:
+    """How the gateway checks bearer tokens (Istio's RequestAuthentication).
+
+    Exactly one of ``jwks_file`` (resolved against the manifest's folder) and
+    ``jwks_url`` says where the issuer's keys are. With ``require`` false a
+    request without a token passes as anonymous; one with a bad token never does.
+    """
+
+    rule: JwtRule
+    jwks_file: str | None = None
+    jwks_url: str | None = None
+    require: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    """The gateway's listener and its routes to services."""
+
+    port: int
+    routes: tuple[GatewayRoute, ...]
+    host: str = "127.0.0.1"
+    jwt: GatewayJwt | None = None

@@ -9,6 +9,8 @@ runtime reports a readiness change. The control plane's engine gets an
 outbound listener of its own, identity ``engine``, so policies can name it.
 Identities come from an in-memory certificate authority created at start and
 are rotated before they expire; ``/metrics`` is served on an admin listener.
+With ``mesh.gateway``, an ingress gateway (:mod:`dirigent.mesh.ingress`)
+takes outside clients to services as the caller ``gateway``.
 
 It implements the runtime's ``Traffic`` contract (environment, readiness,
 load) and the host's companion contract (start, stop, describe). It must
@@ -32,6 +34,7 @@ from dirigent.mesh.ca import CertificateAuthority, Identity
 from dirigent.mesh.config import MeshPolicy
 from dirigent.mesh.endpoints import EndpointTable
 from dirigent.mesh.inbound import Inbound
+from dirigent.mesh.ingress import Ingress
 from dirigent.mesh.load import Counters, Load, measure
 from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.policy.fault import Abort, Delay, Fault
@@ -43,6 +46,8 @@ from dirigent.runtime.control import InjectFault
 
 #: the identity the control plane's engine calls services with
 ENGINE = "engine"
+#: the identity the ingress gateway calls services with
+GATEWAY = "gateway"
 LOOPBACK = "127.0.0.1"
 
 
@@ -79,6 +84,7 @@ class AppMesh:
         self._pending: set[asyncio.Task[None]] = set()
         self._admin: asyncio.Server | None = None
         self._counters: dict[str, Counters] = {}
+        self._ingress: Ingress | None = None
 
     # ------------------------------------------------------------------ companion
 
@@ -97,6 +103,21 @@ class AppMesh:
             )  # fmt: skip
             self._outbound[name] = (proxy, await proxy.listen(LOOPBACK, 0))
         self._admin = await Admin(self.telemetry.metrics).listen(LOOPBACK, self._admin_port)
+        if self.policy.gateway is not None:
+            await self._start_gateway()
+
+    async def _start_gateway(self) -> None:
+        assert self.policy.gateway is not None
+        tls = self._tls[GATEWAY] = ServiceTls(self._issue(GATEWAY))
+        self._rotators.append(
+            Rotator(tls, functools.partial(self._issue, GATEWAY), wall=self._wall).start()
+        )
+        ingress = Ingress(
+            self.policy.gateway, self.policy, self.endpoints, tls, clock=self._clock,
+            wall=self._wall, rng=self._rng, telemetry=self.telemetry, source=GATEWAY,
+        )  # fmt: skip
+        await ingress.start()
+        self._ingress = ingress
 
     async def stop(self) -> None:
         for task in list(self._pending):
@@ -108,6 +129,8 @@ class AppMesh:
             proxy.close()
         for inbound, _, _ in self._inbound.values():
             inbound.close()
+        if self._ingress is not None:
+            await self._ingress.stop()
         if self._admin is not None:
             self._admin.close()
 
@@ -117,8 +140,14 @@ class AppMesh:
                 "outbound": {name: self.outbound_port(name) for name in self._outbound},
                 "metrics": f"http://{LOOPBACK}:{self.admin_port}/metrics",
                 "endpoints": {s: [e.address for e in self.endpoints.get(s)] for s in self.services},
+                **self._describe_gateway(),
             }
         }
+
+    def _describe_gateway(self) -> dict[str, object]:
+        if self._ingress is None:
+            return {}
+        return {"gateway": self._ingress.url, "jwks_problem": self._ingress.jwks_problem}
 
     @property
     def admin_port(self) -> int | None:
@@ -142,6 +171,8 @@ class AppMesh:
             proxy.set_policy(policy)
         for inbound, _, _ in self._inbound.values():
             inbound.set_policy(policy)
+        if self._ingress is not None:
+            self._ingress.set_policy(policy)
 
     def apply_manifest(self, manifest: Manifest) -> None:
         """``dirigent apply``: the manifest's mesh section (or the defaults) from now on."""

@@ -13,6 +13,7 @@ mesh:
                           max_ejection_percent: 50}
       retry_budget: {percent: 20, min_concurrency: 3}
       subsets: {v1: {version: v1}, v2: {version: v2}}
+  gateway: {...}                      # see dirigent.mesh.section_gateway
   authorization:
     payments:
       default: DENY                   # what happens when no policy applies
@@ -43,11 +44,12 @@ from typing import TypeVar
 from yaml.nodes import MappingNode, Node
 
 from dirigent.manifest.loader import SectionParser
-from dirigent.manifest.reader import Reader, line_of
+from dirigent.manifest.reader import Fields, Reader, line_of
 from dirigent.mesh.config import (
     AccessPolicy,
     AccessRule,
     DestinationPolicy,
+    GatewaySpec,
     HttpRoute,
     MeshPolicy,
     MtlsMode,
@@ -58,6 +60,7 @@ from dirigent.mesh.policy.balance import Algorithm, LoadBalancer
 from dirigent.mesh.policy.breaker import ConnectionPool
 from dirigent.mesh.policy.outlier import OutlierDetection
 from dirigent.mesh.policy.retry import RetryBudget
+from dirigent.mesh.section_gateway import read_gateway
 from dirigent.mesh.section_routes import read_routes
 from dirigent.mesh.section_values import (
     NAME,
@@ -71,7 +74,7 @@ from dirigent.mesh.section_values import (
     text,
 )
 
-MESH_KEYS = ("mtls", "routes", "destinations", "authorization")
+MESH_KEYS = ("mtls", "routes", "destinations", "authorization", "gateway")
 DESTINATION_KEYS = (
     "load_balancer", "connection_pool", "outlier_detection", "retry_budget", "subsets",
 )  # fmt: skip
@@ -110,12 +113,19 @@ def read_mesh(reader: Reader, node: Node, path: str) -> MeshPolicy | None:
     access: Mapping[str, ServiceAccess] = MappingProxyType({})
     if (access_node := fields.get("authorization")) is not None:
         access = _authorization(reader, access_node, fields.at("authorization"))
+    gateway = _gateway(reader, fields)
     if len(reader.problems) > before:
         return None
     return MeshPolicy(
         mtls=mode, mtls_services=per_service, routes=routes, destinations=destinations,
-        access=access,
+        access=access, gateway=gateway,
     )  # fmt: skip
+
+
+def _gateway(reader: Reader, fields: Fields) -> GatewaySpec | None:
+    """``mesh.gateway`` (see :mod:`dirigent.mesh.section_gateway`), None when absent."""
+    node = fields.get("gateway")
+    return None if node is None else read_gateway(reader, node, fields.at("gateway"))
 
 
 #: pass to ``load_manifest(..., sections=MESH_SECTIONS)`` to read the ``mesh`` section
@@ -125,6 +135,8 @@ MESH_SECTIONS: Mapping[str, SectionParser] = MappingProxyType({"mesh": read_mesh
 def unknown_services(policy: MeshPolicy, services: Collection[str]) -> list[str]:
     """Services the mesh section names that the manifest does not declare, sorted."""
     named = {*policy.mtls_services, *policy.routes, *policy.destinations, *policy.access}
+    if policy.gateway is not None:
+        named |= {route.service for route in policy.gateway.routes}
     return sorted(named - set(services))
 
 
