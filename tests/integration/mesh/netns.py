@@ -135,7 +135,7 @@ class TwoHosts:
             ["ip", "netns", "exec", namespace, sys.executable, "-m",
              "tests.integration.mesh.host_side", *arguments],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            text=True, env={**os.environ, "PYTHONPATH": _python_path()},
         )  # fmt: skip
         side = Side(process, {})
         self.sides.append(side)
@@ -185,6 +185,12 @@ class LossCounter:
                     packets: int = expression["counter"]["packets"]
                     return packets
         raise AssertionError("no counter on the loss rule")
+
+
+def _python_path() -> str:
+    # The repository first, for ``tests``; whatever the caller set after it,
+    # so the side imports the same ``dirigent`` as the test does.
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 
 
 def namespaces() -> list[str]:
