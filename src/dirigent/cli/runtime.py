@@ -171,7 +171,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     paths = _paths(args)
     try:
         if not args.detach:
-            run_up(paths, sys.stderr, None if args.no_control_plane else _control_plane(args))
+            run_up(
+                paths,
+                sys.stderr,
+                None if args.no_control_plane else _control_plane(args),
+                MESH_SECTIONS,
+            )
             return 0
         # a bad manifest fails here, not in the background
         load_manifest(str(paths.manifest), sections=MESH_SECTIONS)

@@ -26,6 +26,7 @@ import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from dirigent.manifest import Manifest
 from dirigent.mesh.addressing import replica_environment
@@ -42,7 +43,22 @@ from dirigent.mesh.proxy import Proxy
 from dirigent.mesh.telemetry import Telemetry
 from dirigent.mesh.tls import Rotator, ServiceTls
 from dirigent.mesh.tls import stop as stop_rotator
-from dirigent.runtime.control import InjectFault
+
+
+class FaultRequest(Protocol):
+    """A run-time fault, as the runtime's control channel carries it."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def delay(self) -> float: ...
+    @property
+    def delay_percent(self) -> float: ...
+    @property
+    def abort(self) -> int: ...
+    @property
+    def abort_percent(self) -> float: ...
+
 
 #: the identity the control plane's engine calls services with
 ENGINE = "engine"
@@ -179,7 +195,7 @@ class AppMesh:
         policy = manifest.extensions.get("mesh")
         self.set_policy(policy if isinstance(policy, MeshPolicy) else MeshPolicy())
 
-    def inject_fault(self, fault: InjectFault) -> str | None:
+    def inject_fault(self, fault: FaultRequest) -> str | None:
         """Put a delay/abort fault on every route of one service, or clear it (all zero)."""
         if fault.service not in self.services:
             return f"no service {fault.service!r} in the mesh"

@@ -25,14 +25,13 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, TextIO, runtime_checkable
 
 from dirigent.errors import DirigentError
-from dirigent.manifest import InvalidManifest, Manifest, Service, load_manifest
-from dirigent.mesh.section import MESH_SECTIONS
+from dirigent.manifest import InvalidManifest, Manifest, SectionParser, Service, load_manifest
 from dirigent.runtime import cgroups, ledger
 from dirigent.runtime.channel import serve
 from dirigent.runtime.control import (
@@ -167,16 +166,26 @@ def app_lock(paths: AppPaths) -> Iterator[None]:
         os.close(fd)
 
 
-def run_up(paths: AppPaths, out: TextIO, companions: CompanionFactory | None = None) -> None:
-    """Run the app in this process until it is stopped (a signal or ``dirigent down``)."""
+def run_up(
+    paths: AppPaths,
+    out: TextIO,
+    companions: CompanionFactory | None = None,
+    sections: Mapping[str, SectionParser] | None = None,
+) -> None:
+    """Run the app in this process until it is stopped (a signal or ``dirigent down``).
+
+    ``sections`` reads the manifest's extension sections (the mesh's); the
+    composition root passes them, so the runtime needs to know none of them.
+    """
+    sections = sections or {}
     with app_lock(paths):
-        manifest = load_manifest(str(paths.manifest), sections=MESH_SECTIONS)
+        manifest = load_manifest(str(paths.manifest), sections=sections)
         grace = max((s.stop.grace_period for s in manifest.services.values()), default=10.0)
         swept = ledger.sweep(paths.records, str(paths.state_dir), grace=grace)
         if swept:
             print(f"dirigent: stopped {swept} process(es) left by an earlier run", file=out)
         beside = companions(manifest, paths, out) if companions is not None else ()
-        asyncio.run(Host(paths, manifest, out, beside).run())
+        asyncio.run(Host(paths, manifest, out, beside, sections).run())
 
 
 def spawn_detached(paths: AppPaths, extra: Sequence[str] = ()) -> int:
@@ -203,7 +212,9 @@ class Host:
         manifest: Manifest,
         out: TextIO,
         companions: Sequence[Companion] = (),
+        sections: Mapping[str, SectionParser] | None = None,
     ) -> None:
+        self._sections = sections or {}
         self._paths, self._manifest, self._out = paths, manifest, out
         self._companions = tuple(companions)
         self.directory = ServiceDirectory()
@@ -281,7 +292,7 @@ class Host:
                 return Done({"service": service})
             case Apply():
                 try:
-                    manifest = load_manifest(str(self._paths.manifest), sections=MESH_SECTIONS)
+                    manifest = load_manifest(str(self._paths.manifest), sections=self._sections)
                 except InvalidManifest as exc:
                     return Refused(f"nothing applied: {exc}")
                 self._manifest = manifest
