@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,14 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict[str, str], str]:
             return error.code, dict(error.headers), error.read().decode()
 
 
+def _mesh(paths: AppPaths) -> dict[str, Any]:
+    """What ``dirigent status`` says of the mesh."""
+    reply = call(paths.app_dir, paths.socket, Status(), timeout=30)
+    assert isinstance(reply, Done)
+    planes: list[dict[str, Any]] = reply.body["control_plane"]  # type: ignore[assignment]  # the status body is loosely typed
+    return next(p["mesh"] for p in planes if "mesh" in p)
+
+
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The app ``gate`` up, with its gateway: (gateway URL, metrics URL)."""
@@ -95,17 +104,13 @@ def gate(tmp_path: Path) -> Iterator[tuple[str, str]]:
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         paths = AppPaths.for_manifest(tmp_path / "dirigent.yaml")
-        reply = call(paths.app_dir, paths.socket, Status(), timeout=30)
-        assert isinstance(reply, Done)
-        mesh = next(p["mesh"] for p in reply.body["control_plane"] if "mesh" in p)
+        mesh = _mesh(paths)
         assert mesh["gateway"] == f"http://127.0.0.1:{gateway_port}"
         # The gateway listens from the start; the service is routable once ready.
         deadline = time.monotonic() + 30
         while not mesh["endpoints"]["back"] and time.monotonic() < deadline:
             time.sleep(0.2)
-            reply = call(paths.app_dir, paths.socket, Status(), timeout=30)
-            assert isinstance(reply, Done)
-            mesh = next(p["mesh"] for p in reply.body["control_plane"] if "mesh" in p)
+            mesh = _mesh(paths)
         yield mesh["gateway"], mesh["metrics"]
     finally:
         stopped = _dirigent(tmp_path, "down")
