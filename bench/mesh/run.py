@@ -9,7 +9,10 @@ proxy's throughput is what one core of it gives. Two loads:
 
 - throughput: ``wrk -t1 -c32`` for ``--seconds``, requests per second;
 - light load: ``wrk -t1 -c1 --latency``, p50, from which the direct p50 is
-  subtracted to give the latency a proxy adds per hop.
+  subtracted to give the latency a proxy adds per hop;
+- CPU per request: the proxy's user + system time from ``/proc/<pid>/stat``
+  over the throughput run, divided by the requests wrk completed. Sharing the
+  machine with other work moves requests per second far more than this.
 
 It installs haproxy and wrk with apt-get when they are missing (root).
 Figures move with whatever else the machine runs; compare ratios within one run.
@@ -78,8 +81,8 @@ def pinned(cpu: str, *command: str) -> list[str]:
     return ["taskset", "-c", cpu, *command]
 
 
-def wrk(port: int, connections: int, seconds: int) -> tuple[float, float]:
-    """(requests per second, p50 in microseconds)."""
+def wrk(port: int, connections: int, seconds: int) -> tuple[float, float, int]:
+    """(requests per second, p50 in microseconds, requests completed)."""
     out = subprocess.run(
         pinned(LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
                "-H", "Host: payments", f"http://127.0.0.1:{port}/charge"),
@@ -88,7 +91,14 @@ def wrk(port: int, connections: int, seconds: int) -> tuple[float, float]:
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     p50 = float(value) * {"us": 1.0, "ms": 1000.0, "s": 1e6}[unit]
-    return rate, p50
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rate, p50, done
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of ``pid`` so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -96,27 +106,35 @@ def rss_mb(pid: int) -> float:
     return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def measure(port: int, seconds: int) -> tuple[float, float]:
+def measure(port: int, seconds: int, pid: int | None) -> tuple[float, float, float]:
+    """(requests per second, p50 µs, CPU µs per request; 0 without a pid)."""
     wrk(port, 32, 1)  # warm-up: pools filled, code paths hot
-    rate, _ = wrk(port, 32, seconds)
-    _, p50 = wrk(port, 1, seconds)
-    return rate, p50
+    before = cpu_seconds(pid) if pid is not None else 0.0
+    rate, _, done = wrk(port, 32, seconds)
+    cpu = (cpu_seconds(pid) - before) * 1e6 / done if pid is not None else 0.0
+    _, p50, _ = wrk(port, 1, seconds)
+    return rate, p50, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument(
+        "--only", nargs="*", default=("raw", "full", "mtls"), choices=("raw", "full", "mtls"),
+        help="the Dirigent set-ups to run (haproxy and direct always run)",
+    )  # fmt: skip
     args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ensure_tools()
     env = {**os.environ, "PYTHONPATH": str(HERE.parent.parent / "src")}
     upstream_port = free_port()
     procs = [subprocess.Popen(pinned(LOAD_CPU, PYTHON, str(HERE / "upstream.py"),
                                      str(upstream_port)), env=env)]  # fmt: skip
-    results: dict[str, tuple[float, float, float]] = {}
+    results: dict[str, tuple[float, float, float, float]] = {}
     try:
         wait_for(upstream_port)
-        rate, p50 = measure(upstream_port, args.seconds)
-        results["direct"] = (rate, p50, 0.0)
+        rate, p50, _ = measure(upstream_port, args.seconds, None)
+        results["direct"] = (rate, p50, 0.0, 0.0)
         config = HERE / ".haproxy.cfg"
         port = free_port()
         config.write_text(HAPROXY_CFG.format(port=port, upstream=upstream_port))
@@ -125,7 +143,7 @@ def main() -> None:
             **{
                 f"dirigent {mode}": pinned(PROXY_CPU, PYTHON, str(HERE / "serve.py"), mode,
                                            "{port}", str(upstream_port))
-                for mode in ("raw", "full", "mtls")
+                for mode in args.only
             },
         }  # fmt: skip
         for name, command in contenders.items():
@@ -143,8 +161,8 @@ def main() -> None:
                 )
             try:
                 wait_for(port)
-                rate, p50 = measure(port, args.seconds)
-                results[name] = (rate, p50, rss_mb(proc.pid))
+                rate, p50, cpu = measure(port, args.seconds, proc.pid)
+                results[name] = (rate, p50, rss_mb(proc.pid), cpu)
             finally:
                 proc.terminate()
                 proc.wait()
@@ -154,18 +172,23 @@ def main() -> None:
             proc.terminate()
             proc.wait()
     report(results)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
-def report(results: dict[str, tuple[float, float, float]]) -> None:
-    haproxy_rate = results["haproxy"][0]
+def report(results: dict[str, tuple[float, float, float, float]]) -> None:
+    haproxy_rate, haproxy_cpu = results["haproxy"][0], results["haproxy"][3]
     direct_p50 = results["direct"][1]
     print(f"{'path':<16}{'req/s':>10}{'vs haproxy':>12}{'p50 µs (c=1)':>14}"
-          f"{'added p50 µs':>14}{'RSS MB':>8}")  # fmt: skip
-    for name, (rate, p50, rss) in results.items():
-        ratio = "" if name == "direct" else f"{rate / haproxy_rate:.2f}"
-        added = "" if name == "direct" else f"{p50 - direct_p50:.0f}"
-        memory = "" if name == "direct" else f"{rss:.0f}"
-        print(f"{name:<16}{rate:>10.0f}{ratio:>12}{p50:>14.0f}{added:>14}{memory:>8}")
+          f"{'added p50 µs':>14}{'RSS MB':>8}{'CPU µs/req':>12}{'per-CPU ratio':>15}")  # fmt: skip
+    for name, (rate, p50, rss, cpu) in results.items():
+        direct = name == "direct"
+        ratio = "" if direct else f"{rate / haproxy_rate:.2f}"
+        added = "" if direct else f"{p50 - direct_p50:.0f}"
+        memory = "" if direct else f"{rss:.0f}"
+        used = "" if direct else f"{cpu:.1f}"
+        per_cpu = "" if direct or not cpu else f"{haproxy_cpu / cpu:.2f}"
+        print(f"{name:<16}{rate:>10.0f}{ratio:>12}{p50:>14.0f}{added:>14}{memory:>8}"
+              f"{used:>12}{per_cpu:>15}")  # fmt: skip
 
 
 if __name__ == "__main__":

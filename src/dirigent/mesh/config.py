@@ -24,6 +24,7 @@ from dirigent.mesh.policy.breaker import ConnectionPool
 from dirigent.mesh.policy.fault import Fault
 from dirigent.mesh.policy.headers import HeaderRewrite
 from dirigent.mesh.policy.jwt import JwtRule
+from dirigent.mesh.policy.mirror import Mirror
 from dirigent.mesh.policy.outlier import OutlierDetection
 from dirigent.mesh.policy.ratelimit import TokenBucket
 from dirigent.mesh.policy.retry import RetryBudget, RetryPolicy
@@ -60,6 +61,8 @@ class HttpRoute:
     fault: Fault | None = None
     headers: HeaderRewrite = field(default_factory=HeaderRewrite)
     rate_limit: TokenBucket | None = None
+    #: a copy of (a share of) the requests goes there too, its answer discarded
+    mirror: Mirror | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,6 +202,15 @@ def response_head(
     return b"".join(parts)
 
 
+def switching_head(headers: list[tuple[bytes, bytes]], upgrade: bytes) -> bytes:
+    """A ``101 Switching Protocols`` head passing an upgrade on, its hop-by-hop headers restored."""
+    parts = [b"HTTP/1.1 101 Switching Protocols\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n\r\n")
+    return b"".join(parts)
+
+
 _TEXT = (b"content-type", b"text/plain")
 
 

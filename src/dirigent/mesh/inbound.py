@@ -16,7 +16,13 @@ they would see the service fail.
 Like the outbound proxy, a request runs as event-loop callbacks (an
 :class:`_Exchange`), not a coroutine: a delay fault is a timer, the replica's
 response arrives through :mod:`dirigent.mesh.upstream`'s protocol, and only
-opening a new connection to the replica runs as a task.
+opening a new connection to the replica runs as a task. What the policy says
+is worked out once per policy: the route of each (method, path) when no
+route matches on headers, the authorization decision of each (caller,
+method, path) (both pure functions of those, remembered in bounded tables),
+and nothing at all when no policy applies. An upgrade request (WebSocket)
+is authorized like any other; after the replica's ``101`` bytes flow both
+ways until either side closes.
 
 Every decision is made by :mod:`dirigent.mesh.policy`; this module must
 never decide anything itself, and reads the clock and draws randomness only
@@ -31,7 +37,7 @@ import time
 from collections.abc import Callable
 
 from dirigent.mesh import http1
-from dirigent.mesh.config import MeshPolicy, MtlsMode
+from dirigent.mesh.config import HttpRoute, MeshPolicy, MtlsMode
 from dirigent.mesh.listener import Listener
 from dirigent.mesh.policy import authz, fault, trace
 from dirigent.mesh.policy.routing import RequestHead, first_match
@@ -49,6 +55,10 @@ _XFCC = b"x-forwarded-client-cert"
 _TRACEPARENT = b"traceparent"
 #: request headers never passed on as they came (the length is re-framed)
 _DROPPED = http1.HOP_BY_HOP | {b"content-length", _XFCC, _TRACEPARENT}
+#: entries in each per-policy table of remembered routes and decisions
+MAX_REMEMBERED = 4096
+_UNKNOWN = object()
+_ALLOWED = authz.Decision(True, authz.DEFAULT_ALLOW)
 
 
 class Inbound:
@@ -85,8 +95,13 @@ class Inbound:
         # Resolved once per policy, not per request: service names become
         # SPIFFE IDs, and the routes and their series are looked up once.
         self.access = (access.resolved(self.app), access.default_deny)
+        #: no policy and no default deny: every caller is allowed, nothing to evaluate
+        self.open = not self.access[0] and not access.default_deny
         self.routes = policy.routes_for(self.service)
+        self.needs_headers = any(m.headers for r in self.routes for m in r.matches)
         self.series: dict[tuple[str, str], Series] = {}
+        self._matched: dict[tuple[bytes, bytes], HttpRoute | None] = {}
+        self._decided: dict[tuple[str | None, bytes, bytes], authz.Decision] = {}
         self.policy = policy
 
     def _mode(self) -> MtlsMode:
@@ -105,6 +120,38 @@ class Inbound:
     def _dispatch(self, client: ServerConnection, request: Request) -> None:
         _Exchange(self, client, request).start()
 
+    def route(self, request: Request) -> HttpRoute | None:
+        """The first matching route; :func:`first_match` is asked once per (method, path)."""
+        if self.needs_headers:
+            return first_match(self.routes, _head(request))
+        key = (request.method, request.target.split(b"?", 1)[0])
+        matched = self._matched.get(key, _UNKNOWN)
+        if matched is _UNKNOWN:
+            matched = first_match(self.routes, _head(request))
+            if len(self._matched) >= MAX_REMEMBERED:
+                self._matched.clear()
+            self._matched[key] = matched
+        return matched  # type: ignore[return-value]  # _UNKNOWN was replaced above
+
+    def authorize(self, principal: str | None, request: Request) -> authz.Decision:
+        """:func:`authz.authorize`, a pure function of (caller, method, path): asked once each."""
+        if self.open:
+            return _ALLOWED  # what authorize() answers with no policy and no default deny
+        path = request.target.split(b"?", 1)[0]
+        key = (principal, request.method, path)
+        found = self._decided.get(key)
+        if found is None:
+            policies, default_deny = self.access
+            found = authz.authorize(
+                policies,
+                authz.Request(principal, request.method.decode(), path.decode("latin-1")),
+                default_deny=default_deny,
+            )
+            if len(self._decided) >= MAX_REMEMBERED:
+                self._decided.clear()
+            self._decided[key] = found
+        return found
+
     def series_for(self, source: str, route: str) -> Series:
         key = (source, route)
         found = self.series.get(key)
@@ -115,44 +162,57 @@ class Inbound:
         return found
 
 
+def _head(request: Request) -> RequestHead:
+    headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in request.headers}
+    return RequestHead(request.method.decode(), request.target.decode("latin-1"), headers)
+
+
 class _Exchange(Relay):
     """One request from its arrival at the callee's listener to the end of its response."""
 
     __slots__ = (
-        "head", "inbound", "request", "route", "series", "source", "span", "stale_left",
-        "start_wall", "started", "status",
+        "head", "inbound", "parent_id", "request", "route", "series", "source", "stale_left",
+        "start_wall", "started", "status", "traceparent",
     )  # fmt: skip
 
     def __init__(self, inbound: Inbound, client: ServerConnection, request: Request) -> None:
-        Relay.__init__(self, client)
+        # Relay's fields set here rather than through its __init__: one call fewer per request.
+        self.client = client
+        self._pending = b""
+        self._chunked = False
+        self.relaying = None
         self.inbound = inbound
         self.request = request
         self.started = inbound.clock()
-        self.start_wall = inbound.wall()
+        telemetry = inbound.telemetry
+        self.start_wall = (
+            inbound.wall()
+            if telemetry.spans is not None or telemetry.access_log is not None
+            else 0.0
+        )
         self.status = 500
         self.stale_left = True
         self.head = b""
 
     def start(self) -> None:
         inbound, request, client = self.inbound, self.request, self.client
-        method, target = request.method, request.target
-        headers = {n.decode("latin-1"): v.decode("latin-1") for n, v in request.headers}
-        head = RequestHead(method.decode(), target.decode("latin-1"), headers)
-        route = self.route = first_match(inbound.routes, head)
+        route = self.route = inbound.route(request)
         principal = client.principal
         self.source = principal or UNKNOWN_SOURCE
         self.series = inbound.series_for(self.source, route.name if route is not None else "none")
         self.series.start()
-        self.span = trace.hop(request.header(_TRACEPARENT), inbound.rng.getrandbits)
-        policies, default_deny = inbound.access
-        decision = authz.authorize(
-            policies, authz.Request(principal, head.method, head.path), default_deny=default_deny
+        self.traceparent, self.parent_id = trace.next_traceparent(
+            request.traceparent, inbound.rng.getrandbits
         )
+        decision = inbound.authorize(principal, request)
         if not decision.allowed:
             extra = [(b"x-dirigent-policy", decision.policy.encode())]
             self._answer(403, decision.reason.encode() + b"\n", extra)
             return
-        plan = fault.plan(route.fault if route is not None else None, inbound.rng.random)
+        if route is None or route.fault is None:
+            self._after_delay(None)  # fault.plan() draws nothing and plans nothing then
+            return
+        plan = fault.plan(route.fault, inbound.rng.random)
         if plan.delay:
             asyncio.get_running_loop().call_later(plan.delay, self._after_delay, plan.abort)
         else:
@@ -166,15 +226,28 @@ class _Exchange(Relay):
         headers = request.headers
         if request.connection is not None:
             headers = http1.forwardable(headers)  # drops the headers Connection names too
-        headers = [h for h in headers if h[0] not in _DROPPED]
-        headers.append((_TRACEPARENT, self.span.traceparent))
+        # One pass straight into the request's bytes: no filtered list first.
+        parts = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            if name not in _DROPPED:
+                parts += (name, b": ", value, b"\r\n")
+        parts += (b"traceparent: ", self.traceparent, b"\r\n")
         if principal is not None:
             identity = self.inbound.identity
-            headers.append((_XFCC, b"By=" + identity + b";URI=" + principal.encode()))
-        self.head = b"".join((
-            request.method, b" ", request.target, b" HTTP/1.1\r\n",
-            http1.header_block(request.method, headers, request.body),
-        ))  # fmt: skip
+            parts += (
+                b"x-forwarded-client-cert: By=",
+                identity,
+                b";URI=",
+                principal.encode(),
+                b"\r\n",
+            )
+        if request.upgrade is not None:
+            parts += (b"connection: upgrade\r\nupgrade: ", request.upgrade, b"\r\n")
+        body = request.body
+        if body or request.method in (b"POST", b"PUT", b"PATCH"):
+            parts += (b"content-length: ", b"%d" % len(body), b"\r\n")
+        parts += (b"\r\n", body)
+        self.head = b"".join(parts)
         self._acquire()
 
     def _acquire(self) -> None:
@@ -193,7 +266,7 @@ class _Exchange(Relay):
         self._send(task.result())
 
     def _send(self, connection: Connection) -> None:
-        connection.send(self, self.head, head_only=self.request.method == b"HEAD")
+        connection.send(self, self.head, self.request.method == b"HEAD")
 
     # -- what the replica's connection reports --------------------------------
 
@@ -201,10 +274,16 @@ class _Exchange(Relay):
         self, connection: Connection, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None:
         self.status = status
-        self.begin_relay(
-            connection, status, headers, keep_alive=self.request.keep_alive,
-            head_only=self.request.method == b"HEAD",
-        )  # fmt: skip
+        request = self.request
+        if status == 101:
+            if request.upgrade is None:
+                connection.close()  # a 101 nobody asked for
+                self._answer(502, b"upstream protocol error\n")
+                return
+            self._done()
+            self.begin_tunnel(connection, headers)
+            return
+        self.begin_relay(connection, status, headers, request.keep_alive, request.method == b"HEAD")
 
     def response_end(self, connection: Connection) -> None:
         self.end_relay()
@@ -239,18 +318,17 @@ class _Exchange(Relay):
         self.client.finish(keep)
 
     def _done(self) -> None:
-        inbound, span = self.inbound, self.span
-        route = self.route
+        inbound = self.inbound
         duration = inbound.clock() - self.started
         telemetry = inbound.telemetry
         if telemetry.spans is None and telemetry.access_log is None:
             # Counters only: the series is all record() would touch.
             self.series.finish(self.status, duration)
             return
+        route = self.route
         telemetry.record(
-            series=self.series, kind="server", source=self.source, destination=inbound.service,
-            route=route.name if route is not None else "none", method=self.request.method,
-            path=self.request.target, status=self.status, start=self.start_wall,
-            duration=duration, trace_id=span.trace_id,
-            span_id=span.span_id, parent_id=span.parent_id,
+            self.series, "server", self.source, inbound.service,
+            route.name if route is not None else "none", self.request.method,
+            self.request.target, self.status, self.start_wall, duration, self.traceparent,
+            self.parent_id,
         )  # fmt: skip

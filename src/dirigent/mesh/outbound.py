@@ -11,8 +11,20 @@ connection that must be opened is the one place a task runs. A stale pooled
 connection (closed by the upstream while idle) is not the endpoint failing:
 the attempt goes once more on a new connection.
 
+The common path is kept short on purpose: what a route asks is read from
+its :class:`~dirigent.mesh.proxy.RoutePlan` (worked out once per policy),
+the breaker's and outlier detection's state are counters updated in place,
+the trace context is one formatting of bytes, and the clock is read for a
+timeout only when the route has one.
+
+An upgrade request (WebSocket) goes the same way; when the upstream answers
+``101`` the client and the upstream connection are joined and bytes flow
+both ways until either side closes. A :class:`Shadow` is a mirrored copy of
+a request: sent, its answer read and dropped.
+
 This module must never decide anything itself: every decision is a call into
-:mod:`dirigent.mesh.policy`; it keeps only the bookkeeping of one request.
+:mod:`dirigent.mesh.policy` (or a counter that the unit tests hold to it); it
+keeps only the bookkeeping of one request.
 """
 
 from __future__ import annotations
@@ -23,17 +35,16 @@ from typing import TYPE_CHECKING
 
 from dirigent.mesh import http1
 from dirigent.mesh.ca import peer_identity
-from dirigent.mesh.config import HttpRoute
-from dirigent.mesh.policy import breaker, retry, trace
+from dirigent.mesh.policy import retry, trace
 from dirigent.mesh.policy.balance import Endpoint
-from dirigent.mesh.policy.headers import HeaderOps, rewrite
+from dirigent.mesh.policy.headers import rewrite_bytes
 from dirigent.mesh.policy.outcome import Failure, Outcome, status_for
 from dirigent.mesh.relay import Relay
 from dirigent.mesh.upstream import Connection
 from dirigent.mesh.wire import Request, ServerConnection
 
 if TYPE_CHECKING:
-    from dirigent.mesh.proxy import Plan, Proxy
+    from dirigent.mesh.proxy import Plan, Proxy, RoutePlan
 
 _TRACEPARENT = b"traceparent"
 _OVERLOADED = [(b"x-envoy-overloaded", b"true")]
@@ -47,9 +58,9 @@ class Exchange(Relay):
 
     __slots__ = (
         "admitted", "attempt", "candidates", "connecting", "connection", "counted", "deadline",
-        "endpoint", "head", "holding_retry", "last", "plan", "proxy", "request", "retries", "route",
-        "series", "span", "stale_left", "start_wall", "started", "status", "target", "timer",
-        "waiting",
+        "endpoint", "head", "holding_retry", "last", "parent_id", "plan", "proxy", "request",
+        "retries", "route", "series", "stale_left", "start_wall", "started", "status", "target",
+        "timer", "traceparent", "waiting",
     )  # fmt: skip
 
     def __init__(
@@ -70,7 +81,11 @@ class Exchange(Relay):
         self.request = request
         self.target = target
         self.started = proxy.clock()
-        self.start_wall = proxy.wall()
+        telemetry = proxy.telemetry
+        # The wall clock only feeds spans and access logs.
+        self.start_wall = (
+            proxy.wall() if telemetry.spans is not None or telemetry.access_log is not None else 0.0
+        )
         self.status = 500
         self.admitted = False
         self.attempt = 0
@@ -93,35 +108,48 @@ class Exchange(Relay):
     def start(self) -> None:
         proxy, plan, request = self.proxy, self.plan, self.request
         route = self.route = plan.route(request, self.target)
-        self.series = series = proxy.series(plan, route.name if route is not None else "none")
+        if route is None:
+            series = plan.none_series or proxy.series(plan, None)
+        else:
+            series = route.series or proxy.series(plan, route)
+        self.series = series
         series.start()
-        self.span = trace.hop(request.header(_TRACEPARENT), proxy.rng.getrandbits)
+        self.traceparent, self.parent_id = trace.next_traceparent(
+            request.traceparent, proxy.rng.getrandbits
+        )
         if route is None:
             self._answer(404, b"no route\n")
             return
-        if route.rate_limit is not None and not proxy.take_token(plan.service, route):
+        if route.rate_limit is not None and not proxy.take_token(plan.service, route.route):
             self._answer(429, b"local_rate_limited\n")
             return
-        chosen = route.split.choose(proxy.rng.random())
+        split = route.split
+        subset = route.subset if split is None else split.choose(proxy.rng.random()).subset
         config = plan.config
-        candidates = proxy.endpoints_of(plan.service, chosen.subset, config)
+        candidates = (
+            proxy.endpoints.get(plan.service)
+            if subset is None
+            else proxy.endpoints_of(plan.service, subset, config)
+        )
         if not candidates:
             self._answer(503, b"no healthy upstream\n")
             return
-        state = plan.state
-        admitted = breaker.start_request(config.connection_pool, state.load)
-        if isinstance(admitted, breaker.Overflow):
+        if not plan.state.counters.start_request(config.connection_pool):
             self._answer(503, b"overflow\n", _OVERLOADED)
             return
-        state.load = admitted
         self.admitted = True
         self.candidates = candidates
         if route.timeout is not None:
-            self.deadline = proxy.clock() + route.timeout
+            self.deadline = self.started + route.timeout
         self.head = self._headers(request, route)
+        if route.mirror is not None:
+            proxy.shadow(
+                route.mirror, plan, request=request, target=self.target, head=self.head,
+                timeout=route.timeout,
+            )  # fmt: skip
         self._try()
 
-    def _headers(self, request: Request, route: HttpRoute) -> bytes:
+    def _headers(self, request: Request, route: RoutePlan) -> bytes:
         """Everything of the upstream request after its Host line, made once for all attempts."""
         headers = request.headers
         if request.connection is not None:
@@ -132,31 +160,46 @@ class Exchange(Relay):
                 for token in value.split(b",")
             }
             headers = [h for h in headers if h[0] not in named]
-        forwarded = [h for h in headers if h[0] not in _DROPPED]
-        ops = route.headers.request
-        if not ops.empty:
-            forwarded = _rewritten(ops, forwarded)
-        forwarded.append((_TRACEPARENT, self.span.traceparent))
-        return http1.header_block(request.method, forwarded, request.body)
+        ops = route.request_ops
+        parts: list[bytes] = []
+        if ops is None:
+            # One pass straight into the header block: no filtered list first.
+            for name, value in headers:
+                if name not in _DROPPED:
+                    parts += (name, b": ", value, b"\r\n")
+        else:
+            forwarded = [h for h in headers if h[0] not in _DROPPED]
+            for name, value in rewrite_bytes(ops, forwarded):
+                parts += (name, b": ", value, b"\r\n")
+        parts += (b"traceparent: ", self.traceparent, b"\r\n")
+        if request.upgrade is not None:
+            # Hop-by-hop, yet what this hop is asked to do: passed on as such.
+            parts += (b"connection: upgrade\r\nupgrade: ", request.upgrade, b"\r\n")
+        body = request.body
+        if body or request.method in (b"POST", b"PUT", b"PATCH"):
+            parts += (b"content-length: ", b"%d" % len(body), b"\r\n")
+        parts += (b"\r\n", body)
+        return b"".join(parts)
 
     # -- attempts -----------------------------------------------------------
 
     def _try(self) -> None:
         proxy, plan = self.proxy, self.plan
-        route = self.route
-        assert route is not None
         state = plan.state
-        endpoint = self.endpoint = proxy.pick(plan.config, state, self.candidates, self.request)
-        timeout = retry.try_timeout(route.retries, proxy.clock(), self.deadline)
+        endpoint = self.endpoint = proxy.pick(plan, state, self.candidates, self.request)
         if plan.counts_active:
             active = state.active
             active[endpoint] = active.get(endpoint, 0) + 1
             self.counted = True
         self.attempt += 1
         self.stale_left = True
-        if timeout is not None:
-            loop = asyncio.get_running_loop()
-            self.timer = loop.call_later(timeout, self._timed_out, self.attempt)
+        route = self.route
+        assert route is not None
+        if route.timed:
+            timeout = retry.try_timeout(route.retries, proxy.clock(), self.deadline)
+            if timeout is not None:
+                loop = asyncio.get_running_loop()
+                self.timer = loop.call_later(timeout, self._timed_out, self.attempt)
         self._acquire()
 
     def _acquire(self) -> None:
@@ -164,35 +207,31 @@ class Exchange(Relay):
         plan, endpoint = self.plan, self.endpoint
         assert endpoint is not None
         state, limits = plan.state, plan.config.connection_pool
+        counters = state.counters
         address = (endpoint.host, endpoint.port)
         while True:
             connection = plan.pool.take_idle(address)
             if connection is not None:
                 self._send(connection)
                 return
-            opened = breaker.open_connection(limits, state.load)
-            if isinstance(opened, breaker.Load):
-                state.load = opened
+            if counters.open_connection(limits):
                 task = asyncio.get_running_loop().create_task(plan.pool.connect(address))
                 self.connecting = task
                 task.add_done_callback(functools.partial(self._connected, attempt=self.attempt))
                 return
             if plan.pool.evict_idle(state):
                 continue  # an idle connection elsewhere made room for this one
-            queued = breaker.queue(limits, state.load)
-            if isinstance(queued, breaker.Overflow):
+            if not counters.queue(limits):
                 self._end_attempt()
                 self._answer(503, b"overflow\n", _OVERLOADED)
                 return
-            state.load = queued
             self.waiting = True
             state.waiters.append(self)
             return
 
     def woken(self, attempt: int) -> None:
         """A connection freed up while this request was queued for one."""
-        state = self.plan.state
-        state.load = breaker.dequeue(state.load)
+        self.plan.state.counters.dequeue()
         if self._attempt_open(attempt):  # not if it timed out meanwhile
             self._acquire()
 
@@ -215,7 +254,8 @@ class Exchange(Relay):
         self._send(connection)
 
     def _send(self, connection: Connection) -> None:
-        expected = self.plan.expected
+        plan = self.plan
+        expected = plan.expected
         # A certificate from the mesh CA, but not the callee's: talking to it
         # would hand one service's traffic to another.
         if (
@@ -228,13 +268,11 @@ class Exchange(Relay):
             return
         self.connection = connection
         request = self.request
-        endpoint = self.endpoint
-        assert endpoint is not None
         payload = b"".join((
             request.method, b" ", self.target, b" HTTP/1.1\r\nhost: ",
-            endpoint.address.encode(), b"\r\n", self.head,
+            plan.state.host_line(connection.address), b"\r\n", self.head,
         ))  # fmt: skip
-        connection.send(self, payload, head_only=request.method == b"HEAD")
+        connection.send(self, payload, request.method == b"HEAD")
 
     # -- what the upstream connection reports ---------------------------------
 
@@ -245,18 +283,29 @@ class Exchange(Relay):
         self._end_attempt()
         route = self.route
         assert route is not None
-        if self._retried(status):
+        if status == 101:
+            self._switch(connection, headers)
+            return
+        if self._retried(status, 500 <= status <= 599):
             connection.close()  # its body is not wanted; draining costs more
             return
         self.status = status
-        forwarded = headers
-        ops = route.headers.response
-        if not ops.empty:
-            forwarded = _rewritten(ops, forwarded)
-        self.begin_relay(
-            connection, status, forwarded, keep_alive=self.request.keep_alive,
-            head_only=self.request.method == b"HEAD",
-        )  # fmt: skip
+        ops = route.response_ops
+        if ops is not None:
+            headers = rewrite_bytes(ops, headers)
+        request = self.request
+        self.begin_relay(connection, status, headers, request.keep_alive, request.method == b"HEAD")
+
+    def _switch(self, connection: Connection, headers: list[tuple[bytes, bytes]]) -> None:
+        """The upstream agreed to an upgrade: from here on, bytes both ways."""
+        self.status = 101
+        if self.request.upgrade is None:
+            # A 101 nobody asked for: the connection cannot be read as HTTP any more.
+            connection.close()
+            self._answer(502, b"upstream protocol error\n")
+            return
+        self._done()
+        self.begin_tunnel(connection, headers)
 
     def response_end(self, connection: Connection) -> None:
         self.end_relay()
@@ -294,8 +343,7 @@ class Exchange(Relay):
             self.connecting = None
         if self.waiting:
             self.waiting = False
-            state = self.plan.state
-            state.load = breaker.dequeue(state.load)
+            self.plan.state.counters.dequeue()
         self._fail(Failure.TIMEOUT)
 
     # -- outcomes -----------------------------------------------------------
@@ -311,35 +359,36 @@ class Exchange(Relay):
         if endpoint is None:
             return
         self.endpoint = None
-        state = self.plan.state
         if self.counted:
-            state.active[endpoint] -= 1
+            self.plan.state.active[endpoint] -= 1
             self.counted = False
         if self.holding_retry:
-            state.load = breaker.finish_retry(state.load)
+            self.plan.state.counters.finish_retry()
             self.holding_retry = False
         self.last = endpoint
 
-    def _retried(self, outcome: Outcome) -> bool:
-        """Fold ``outcome`` into outlier detection; start a retry if the policy says so."""
+    def _retried(self, outcome: Outcome, failed: bool) -> bool:
+        """Fold ``outcome`` into outlier detection; start a retry if the policy says so.
+
+        ``failed`` is ``is_5xx(outcome)``, which the caller knows without a call.
+        """
         proxy, plan = self.proxy, self.plan
-        config, state = plan.config, plan.state
-        if config.outlier_detection is not None:
-            assert self.last is not None
-            proxy.observe(config, state, self.last, outcome, len(self.candidates))
+        assert self.last is not None
+        proxy.observe(plan, self.last, outcome, failed=failed, pool_size=len(self.candidates))
         route = self.route
         assert route is not None
-        policy = route.retries
-        # decide() answers NOT_RETRIABLE first of all for such an outcome;
-        # asking retriable() alone spares the budget arithmetic on success.
-        if not plan.retriable(route, outcome):
+        # retry.decide() answers NOT_RETRIABLE first of all for an outcome
+        # outside this set (and gives up with no attempts configured), so
+        # a success ends here with one set look-up.
+        if outcome not in route.retriable:
             return False
+        config, counters = plan.config, plan.state.counters
         budget_ok = (
-            retry.within_budget(config.retry_budget, state.load.requests, state.load.retries)
-            and state.load.retries < config.connection_pool.max_retries
+            retry.within_budget(config.retry_budget, counters.requests, counters.retries)
+            and counters.retries < config.connection_pool.max_retries
         )
         decision = retry.decide(
-            policy, outcome, self.retries, now=proxy.clock(), deadline=self.deadline,
+            route.retries, outcome, self.retries, now=proxy.clock(), deadline=self.deadline,
             budget_ok=budget_ok, draw=proxy.rng.random,
         )  # fmt: skip
         if not isinstance(decision, retry.Retry):
@@ -347,9 +396,7 @@ class Exchange(Relay):
         self.retries = decision.retry
         # A retry holds its slot of max_retries from the decision until its
         # attempt ends, as Envoy counts retries in flight.
-        started = breaker.start_retry(config.connection_pool, state.load)
-        if isinstance(started, breaker.Load):
-            state.load = started
+        if counters.start_retry(config.connection_pool):
             self.holding_retry = True
         asyncio.get_running_loop().call_later(decision.delay, self._try)
         return True
@@ -358,7 +405,7 @@ class Exchange(Relay):
         """The attempt produced no response: retry, or answer for it."""
         self.connection = None
         self._end_attempt()
-        if self._retried(failure):
+        if self._retried(failure, True):
             return
         status = status_for(failure)
         text = b"upstream request timeout\n" if status == 504 else b"upstream connect error\n"
@@ -378,25 +425,129 @@ class Exchange(Relay):
         proxy, plan = self.proxy, self.plan
         if self.admitted:
             self.admitted = False
-            plan.state.load = breaker.finish_request(plan.state.load)
+            plan.state.counters.finish_request()
         duration = proxy.clock() - self.started
         telemetry = proxy.telemetry
-        series = self.series
         if telemetry.spans is None and telemetry.access_log is None:
             # Counters only: the series is all record() would touch.
-            series.finish(self.status, duration)
+            self.series.finish(self.status, duration)
             return
-        span = self.span
         route = self.route
         telemetry.record(
-            series=series, kind="client", source=proxy.source, destination=plan.service,
-            route=route.name if route is not None else "none", method=self.request.method,
-            path=self.target, status=self.status, start=self.start_wall, duration=duration,
-            trace_id=span.trace_id, span_id=span.span_id, parent_id=span.parent_id,
+            self.series, "client", proxy.source, plan.service,
+            route.name if route is not None else "none", self.request.method, self.target,
+            self.status, self.start_wall, duration, self.traceparent, self.parent_id,
         )  # fmt: skip
 
 
-def _rewritten(ops: HeaderOps, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` after the route's rewrite, which works on text."""
-    decoded = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
-    return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in rewrite(ops, decoded)]
+class Shadow:
+    """A mirrored copy of a request: sent to one endpoint, its answer read and dropped.
+
+    Admitted by the proxy through the mirror destination's request limit; it
+    takes an idle connection or opens one within the connection limit, and
+    otherwise gives up rather than queue. Whatever becomes of it (a failure,
+    a timeout) ends here: the primary request never hears of it.
+    """
+
+    __slots__ = ("address", "connection", "ended", "payload", "plan", "proxy", "timeout", "timer")
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        plan: Plan,
+        address: tuple[str, int],
+        payload: bytes,
+        timeout: float,
+    ) -> None:
+        self.proxy = proxy
+        self.plan = plan
+        self.address = address
+        self.payload = payload
+        self.timeout = timeout
+        self.ended = False
+        self.connection: Connection | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        plan = self.plan
+        self.proxy.shadows += 1
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(self.timeout, self._timed_out)
+        connection = plan.pool.take_idle(self.address)
+        if connection is not None:
+            self._send(connection)
+            return
+        state = plan.state
+        if not state.counters.open_connection(plan.config.connection_pool):
+            self._end()
+            return
+        task = loop.create_task(plan.pool.connect(self.address))
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[Connection]) -> None:
+        state = self.plan.state
+        if task.cancelled() or task.exception() is not None:
+            state.connection_closed()
+            self._end()
+            return
+        connection = task.result()
+        connection.owner = state
+        connection.on_close = state.connection_closed
+        connection.on_idle = state.wake_one
+        if self.timer is None:  # timed out meanwhile
+            connection.close()
+            return
+        expected = self.plan.expected
+        if expected is not None and peer_identity(connection.ssl_object()) != expected:
+            connection.close()
+            self._end()
+            return
+        self._send(connection)
+
+    def _send(self, connection: Connection) -> None:
+        self.connection = connection
+        connection.send(self, self.payload, False)
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        self._end()
+
+    def _end(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.ended:
+            self.ended = True
+            self.proxy.shadows -= 1
+            self.plan.state.counters.finish_request()
+
+    # -- what the connection reports: everything but the end is dropped ------
+
+    def response_head(
+        self,
+        connection: Connection,
+        status: int,
+        headers: list[tuple[bytes, bytes]],  # noqa: ARG002 - a mirror's answer is not read
+    ) -> None:
+        if status == 101:
+            connection.close()  # a mirror is never joined to anybody
+            self.connection = None
+            self._end()
+
+    def response_body(self, piece: bytes) -> None:
+        pass
+
+    def response_flush(self) -> None:
+        pass
+
+    def response_end(self, connection: Connection) -> None:
+        self.connection = None
+        self.plan.pool.release(connection)
+        self._end()
+
+    def response_lost(self, connection: Connection) -> None:  # noqa: ARG002 - any loss ends it
+        self.connection = None
+        self._end()

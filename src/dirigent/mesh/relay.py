@@ -11,6 +11,12 @@ own when the body is slow to come. While it relays, a client that stops
 taking bytes pauses the upstream's reading, so a slow client cannot make the
 proxy hold a large body in memory.
 
+An upgrade the upstream accepted (``101``) is a tunnel instead
+(:meth:`Relay.begin_tunnel`): the ``101`` goes out with its ``Connection``
+and ``Upgrade`` headers, then the client's connection and the upstream's are
+joined, each writing what the other reads (each pausing the other's reading
+while it cannot take more), until either closes, which closes the other.
+
 This module must never decide a status, retry or choose an upstream: it
 writes what it is handed.
 """
@@ -39,10 +45,10 @@ class Relay:
         connection: Connection,
         status: int,
         headers: list[tuple[bytes, bytes]],
-        *,
         keep_alive: bool,
         head_only: bool,
     ) -> None:
+        # Positional: a keyword call costs more, and this runs per response.
         no_body = head_only or status in (204, 304)
         length = 0 if no_body else connection.length
         self._chunked = length is None
@@ -76,3 +82,11 @@ class Relay:
             self.client.write(tail)
         self.client.backpressure = None
         self.relaying = None
+
+    def begin_tunnel(self, connection: Connection, headers: list[tuple[bytes, bytes]]) -> None:
+        """Pass the ``101`` on and join the client to ``connection`` both ways."""
+        client = self.client
+        client.write(http1.switching_head(headers, connection.upgrade or b"websocket"))
+        client.backpressure = connection.pause_reading
+        connection.open_tunnel(client.write, client.close, client.pause_reading)
+        client.open_tunnel(connection.write, connection.close)

@@ -8,8 +8,14 @@ Every listener reports each request it handles once it is answered:
   ``dirigent_mesh_request_duration_seconds``, ``dirigent_mesh_requests_in_flight``);
   ``reporter`` is ``source`` for the caller's outbound listener and
   ``destination`` for the callee's inbound one, as Istio labels them;
-- **spans**: one per hop, handed to a sink (a bounded in-memory buffer by default);
-- **access logs**: one JSON object per line, handed to a sink, when one is set.
+- **spans**: one per hop, handed to a sink when one is set (:class:`SpanBuffer`
+  keeps the last ones in memory);
+- **access logs**: one JSON object per line, handed to a sink when one is set.
+
+Both sinks are opt-in: without them a request's end costs one series update.
+With them, the work per request stays small: a span is kept as a raw tuple
+and becomes a :class:`Span` when read, an access-log line is one string
+formatting operation over fields escaped once per series.
 
 The hot path is a few dictionary look-ups on strings the listener already
 holds and integer increments into a preallocated list: no label tuples, no
@@ -43,10 +49,12 @@ SPAN_BUFFER = 10_000
 class Series:
     """The figures of one (reporter, source, destination, route)."""
 
-    __slots__ = ("buckets", "in_flight", "labels", "statuses", "total")
+    __slots__ = ("buckets", "in_flight", "labels", "log_fields", "statuses", "total")
 
     def __init__(self, labels: bytes) -> None:
         self.labels = labels
+        #: the fixed fields of this series' access-log lines, made on the first one
+        self.log_fields: str | None = None
         self.statuses: dict[int, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)
         self.total = 0.0
@@ -162,34 +170,82 @@ class Span:
     duration: float
 
 
+#: what a listener knows of a span when it ends: (traceparent sent on, parent
+#: id, kind, source, destination, route, status, start, duration)
+RawSpan = tuple[bytes, bytes | None, str, str, str, str, int, float, float]
+
+
+def span_of(raw: RawSpan) -> Span:
+    """The :class:`Span` a raw record describes (ids sliced from the traceparent)."""
+    traceparent, parent, kind, source, destination, route, status, start, duration = raw
+    return Span(
+        traceparent[3:35].decode(), traceparent[36:52].decode(),
+        parent.decode() if parent else None, kind, f"{destination} {route}", source,
+        destination, route, status, start, duration,
+    )  # fmt: skip
+
+
 class SpanBuffer:
-    """The last spans recorded, oldest first: the default span sink."""
+    """The last spans recorded, oldest first: the span sink tests and debugging read.
+
+    Telemetry hands it raw records (a tuple, no dataclass, no string
+    formatting per request); :attr:`spans` turns them into :class:`Span`
+    values when somebody reads them.
+    """
 
     def __init__(self, size: int = SPAN_BUFFER) -> None:
-        self.spans: deque[Span] = deque(maxlen=size)
+        self._kept: deque[Span | RawSpan] = deque(maxlen=size)
 
     def __call__(self, span: Span) -> None:
-        self.spans.append(span)
+        self._kept.append(span)
+
+    def keep(self, raw: RawSpan) -> None:
+        self._kept.append(raw)
+
+    @property
+    def spans(self) -> list[Span]:
+        return [kept if isinstance(kept, Span) else span_of(kept) for kept in self._kept]
+
+
+# The access log's line, formatted in one operation. It must read exactly as
+# json.JSONEncoder(separators=(",", ":")) writes the same object (the unit
+# tests compare them): strings through the encoder's own ASCII escaping,
+# floats and ints through their repr, as the encoder does.
+_LINE = '{"time":%r,%s,"method":%s,"path":%s,"status":%d,"duration_ms":%r,%s}'
+_IDS = '"trace_id":"%s","span_id":"%s"'
+_escape_json: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _fixed_fields(kind: str, source: str, destination: str, route: str) -> str:
+    """The part of a series' access-log lines that never changes, made once per series."""
+    return ",".join(
+        f'"{key}":{_escape_json(value)}'
+        for key, value in (
+            ("kind", kind), ("source", source), ("destination", destination), ("route", route)
+        )
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
 class Telemetry:
-    """Where a listener reports: metrics always, spans and access logs if sinks are set."""
+    """Where listeners report: metrics always; spans and access logs only if a sink is set.
+
+    Both sinks are opt-in (None by default): a listener whose telemetry has
+    neither pays for counters alone, and nothing is kept that nobody reads.
+    """
 
     metrics: Metrics = field(default_factory=Metrics)
-    spans: Callable[[Span], None] | None = field(default_factory=SpanBuffer)
+    spans: Callable[[Span], None] | None = None
     #: receives one JSON document per request, without the newline
     access_log: Callable[[str], None] | None = None
-    # One encoder for every line: json.dumps with separators= builds a new
-    # JSONEncoder on each call, a cost paid per request.
-    _encode: Callable[[object], str] = field(
-        init=False, repr=False, compare=False,
-        default_factory=lambda: json.JSONEncoder(separators=(",", ":")).encode,
-    )  # fmt: skip
 
-    def record(
+    @property
+    def sinks(self) -> bool:
+        """Whether a request's end is more than a series update."""
+        return self.spans is not None or self.access_log is not None
+
+    def record(  # noqa: PLR0917 - positional on purpose: called per request
         self,
-        *,
         series: Series,
         kind: str,
         source: str,
@@ -200,29 +256,33 @@ class Telemetry:
         status: int,
         start: float,
         duration: float,
-        trace_id: bytes,
-        span_id: bytes,
+        traceparent: bytes,
         parent_id: bytes | None,
     ) -> None:
-        """Close one request: its series, its span and its access log line."""
+        """Close one request: its series, its span and its access log line.
+
+        Positional, and the span's ids left inside the ``traceparent`` this hop
+        sent on: no keyword dictionary, no id decoding unless a sink wants it.
+        """
         series.finish(status, duration)
-        if self.spans is not None:
-            self.spans(
-                Span(
-                    trace_id.decode(), span_id.decode(), parent_id.decode() if parent_id else None,
-                    kind, f"{destination} {route}", source, destination, route, status,
-                    start, duration,
-                )
+        spans = self.spans
+        if spans is not None:
+            raw: RawSpan = (
+                traceparent, parent_id, kind, source, destination, route, status, start, duration
             )  # fmt: skip
-        if self.access_log is not None:
-            self.access_log(
-                self._encode(
-                    {
-                        "time": round(start, 6), "kind": kind, "source": source,
-                        "destination": destination, "route": route,
-                        "method": method.decode("latin-1"), "path": path.decode("latin-1"),
-                        "status": status, "duration_ms": round(duration * 1000, 3),
-                        "trace_id": trace_id.decode(), "span_id": span_id.decode(),
-                    },
+            if type(spans) is SpanBuffer:
+                spans.keep(raw)  # the Span is built when the buffer is read
+            else:
+                spans(span_of(raw))
+        access_log = self.access_log
+        if access_log is not None:
+            fixed = series.log_fields
+            if fixed is None:
+                fixed = series.log_fields = _fixed_fields(kind, source, destination, route)
+            access_log(
+                _LINE % (
+                    round(start, 6), fixed, _escape_json(method.decode("latin-1")),
+                    _escape_json(path.decode("latin-1")), status, round(duration * 1000, 3),
+                    _IDS % (traceparent[3:35].decode(), traceparent[36:52].decode()),
                 )
             )  # fmt: skip

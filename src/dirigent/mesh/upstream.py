@@ -12,6 +12,11 @@ that failed, timed out or was told to close is closed. Opening honours
 nothing but what the caller does with the coroutine: limits are the
 breaker's business, in the proxy.
 
+A ``101`` answer makes the connection a tunnel: the receiver is told of the
+head, then :meth:`Connection.open_tunnel` sends every later byte (and those
+read with the head) to the client's connection, and this connection is never
+pooled again.
+
 This module must never retry, choose an endpoint or look at a status code.
 """
 
@@ -76,10 +81,19 @@ class Connection(asyncio.Protocol):
         #: called once when the connection closes, and when it goes back idle
         self.on_close: Callable[[], None] | None = None
         self.on_idle: Callable[[], None] | None = None
+        #: the Upgrade header of a 101 answer (hop-by-hop, so not in the headers)
+        self.upgrade: bytes | None = None
+        #: after a 101: where bytes read go, what to call on close, whom to
+        #: pause when this connection cannot take more
+        self._tunnel: Callable[[bytes], None] | None = None
+        self._tunnel_closed: Callable[[], None] | None = None
+        self._tunnel_pause: Callable[[bool], None] | None = None
+        self._upgraded = False
+        self._early = b""
 
     # -- for the sender ---------------------------------------------------
 
-    def send(self, receiver: Receiver, payload: bytes, *, head_only: bool = False) -> None:
+    def send(self, receiver: Receiver, payload: bytes, head_only: bool = False) -> None:
         """Write a whole request; its response goes to ``receiver``."""
         self.receiver = receiver
         self._headers = []
@@ -104,6 +118,24 @@ class Connection(asyncio.Protocol):
         found: ssl.SSLObject | None = self.transport.get_extra_info("ssl_object")
         return found
 
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            assert self.transport is not None
+            self.transport.write(data)
+
+    def open_tunnel(
+        self,
+        sink: Callable[[bytes], None],
+        closed: Callable[[], None],
+        pause: Callable[[bool], None],
+    ) -> None:
+        """After a 101: every byte read (and those that came with the head) goes to ``sink``."""
+        self.receiver = None
+        self._tunnel, self._tunnel_closed, self._tunnel_pause = sink, closed, pause
+        early, self._early = self._early, b""
+        if early:
+            sink(early)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -113,6 +145,9 @@ class Connection(asyncio.Protocol):
             self.transport.close()
         if self.on_close is not None:
             self.on_close()
+        closed, self._tunnel_closed = self._tunnel_closed, None
+        if closed is not None:
+            closed()
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -124,6 +159,9 @@ class Connection(asyncio.Protocol):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel(data)
+            return
         receiver = self.receiver
         if receiver is None:
             # Bytes nobody asked for (on an idle connection): it cannot be trusted.
@@ -131,6 +169,11 @@ class Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            # The 101's head was handed over in on_headers_complete; what
+            # follows it belongs to the tunnel, open by now or soon.
+            self._after_head(data[upgrade.args[0] :])
+            return
         except httptools.HttpParserError:
             waiting = self.receiver is receiver  # not if its response had already ended
             self.close()
@@ -141,7 +184,28 @@ class Connection(asyncio.Protocol):
         if self.receiver is receiver and not self._in_head:
             receiver.response_flush()
 
+    def _after_head(self, rest: bytes) -> None:
+        """Bytes that came in with a 101's head."""
+        if self._tunnel is not None:
+            if rest:
+                self._tunnel(rest)
+        elif self._upgraded and self.receiver is not None:
+            self._early += rest  # the receiver is opening the tunnel
+        else:
+            self.close()  # a 101 its receiver turned down
+
+    def pause_writing(self) -> None:
+        if self._tunnel_pause is not None:
+            self._tunnel_pause(True)
+
+    def resume_writing(self) -> None:
+        if self._tunnel_pause is not None:
+            self._tunnel_pause(False)
+
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - why is not needed
+        if self._tunnel is not None:
+            self.close()
+            return
         receiver = self.receiver
         was_closed = self.closed
         self.close()
@@ -166,17 +230,25 @@ class Connection(asyncio.Protocol):
             self.chunked = value.lower().endswith(b"chunked")
         elif name == b"connection":
             self._named += (token.strip().lower() for token in value.split(b","))
+        elif name == b"upgrade":
+            self.upgrade = value
 
     def on_headers_complete(self) -> None:
         receiver = self.receiver
         if receiver is None:
             return
         self._in_head = False
-        self.keep_alive = bool(self._parser.should_keep_alive())
+        parser = self._parser
+        self.keep_alive = bool(parser.should_keep_alive())
         headers = self._headers
         if self._named:  # headers the Connection header named are hop-by-hop too
             headers = [h for h in headers if h[0] not in self._named]
-        receiver.response_head(self, self._parser.get_status_code(), headers)
+        status = parser.get_status_code()
+        if status == 101:
+            # Whatever the receiver does with it, this connection is never pooled again.
+            self._upgraded = True
+            self.keep_alive = False
+        receiver.response_head(self, status, headers)
         if self._head_only and self.receiver is receiver:
             # A response to HEAD has no body whatever its length says; llhttp
             # cannot be told so through httptools, so the connection is not reused.
@@ -191,7 +263,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         receiver = self.receiver
-        if receiver is not None:
+        if receiver is not None and not self._upgraded:
             self.receiver = None
             receiver.response_end(self)
 

@@ -14,6 +14,12 @@ Request bodies are held whole, up to ``max_body`` (a retry must send them
 again); a larger body, or bytes that are not HTTP/1.1, get 400 and the
 connection is closed.
 
+An upgrade request (``Connection: upgrade``, ``Upgrade: websocket``) stops
+the parsing: bytes after its head are held until the handler either joins
+the connection to an upstream (:meth:`ServerConnection.open_tunnel`, after
+a ``101``), from when on they are passed through as they come, or answers
+otherwise, which closes the connection (it cannot be read as HTTP again).
+
 This module must never decide anything about a request, nor open a
 connection upstream: it frames bytes on the connection it was given.
 """
@@ -43,7 +49,10 @@ _BAD_REQUEST = (
 class Request:
     """One parsed request; a slotted object, not a dataclass, as one is made per request."""
 
-    __slots__ = ("body", "connection", "headers", "host", "keep_alive", "method", "target")
+    __slots__ = (
+        "body", "connection", "headers", "host", "keep_alive", "method", "target", "traceparent",
+        "upgrade",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -55,6 +64,8 @@ class Request:
         *,
         connection: bytes | None = None,
         host: bytes | None = None,
+        traceparent: bytes | None = None,
+        upgrade: bytes | None = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -66,6 +77,10 @@ class Request:
         self.connection = connection
         #: the Host header's value, noted while parsing (every listener reads it)
         self.host = host
+        #: the first traceparent, noted while parsing (every hop continues it)
+        self.traceparent = traceparent
+        #: the protocol asked for, on an upgrade request the parser stopped at
+        self.upgrade = upgrade
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of ``name`` (lowercase), or None."""
@@ -102,6 +117,8 @@ class ServerConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._connection: bytes | None = None
         self._host: bytes | None = None
+        self._traceparent: bytes | None = None
+        self._upgrade: bytes | None = None
         self._body: list[bytes] = []
         self._size = 0
         #: a request is being answered; the next waits in the queue
@@ -114,6 +131,12 @@ class ServerConnection(asyncio.Protocol):
         #: can stop the upstream's reading instead of filling memory
         self.backpressure: Backpressure | None = None
         self.writing_paused = False
+        #: once joined to an upstream after a 101: where bytes read go, and
+        #: what to call when this side closes
+        self._tunnel: Callable[[bytes], None] | None = None
+        self._tunnel_closed: Callable[[], None] | None = None
+        #: bytes read after an upgrade request's head, before the tunnel opened
+        self._early: list[bytes] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -130,12 +153,18 @@ class ServerConnection(asyncio.Protocol):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel(data)
+            return
         if self._broken or self.closed:
+            return
+        if self._early is not None:
+            self._hold(data)
             return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # WebSocket and other upgrades are not proxied yet; the request is kept
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgraded(data[upgrade.args[0] :])
         except httptools.HttpParserError:
             self._bad_request()
             return
@@ -145,6 +174,8 @@ class ServerConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         # A client that half-closes after its last request still gets its answers.
         self._eof = True
+        if self._tunnel is not None:
+            return False  # a tunnel ends with either side
         return self.busy or bool(self._queue)
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - why is not needed
@@ -152,6 +183,9 @@ class ServerConnection(asyncio.Protocol):
         self._queue.clear()
         if self.backpressure is not None:
             self.backpressure(False)  # nobody to wait for any more
+        closed, self._tunnel_closed = self._tunnel_closed, None
+        if closed is not None:
+            closed()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -178,6 +212,11 @@ class ServerConnection(asyncio.Protocol):
             self._connection = (
                 value if self._connection is None else self._connection + b"," + value
             )
+        elif name == b"traceparent":
+            if self._traceparent is None:
+                self._traceparent = value
+        elif name == b"upgrade":
+            self._upgrade = value
         self._headers.append((name, value))
 
     def on_body(self, body: bytes) -> None:
@@ -189,17 +228,21 @@ class ServerConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         body = self._body
         parser = self._parser
+        upgrade = self._upgrade if parser.should_upgrade() else None
         self._queue.append(
             Request(
                 parser.get_method(), self._url, self._headers,
-                body[0] if len(body) == 1 else b"".join(body), parser.should_keep_alive(),
-                connection=self._connection, host=self._host,
+                body[0] if len(body) == 1 else b"".join(body),
+                # After an upgrade request the connection is a tunnel or nothing.
+                upgrade is None and parser.should_keep_alive(),
+                connection=self._connection, host=self._host, traceparent=self._traceparent,
+                upgrade=upgrade,
             )
         )  # fmt: skip
         # Reset here rather than in on_message_begin: one callback fewer per request.
         self._url = b""
         self._headers = []
-        self._connection = self._host = None
+        self._connection = self._host = self._traceparent = self._upgrade = None
         self._body = []
         self._size = 0
         if len(self._queue) >= MAX_QUEUED and self.transport is not None:
@@ -246,6 +289,28 @@ class ServerConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def pause_reading(self, paused: bool) -> None:
+        """Stop (or resume) reading: an upstream joined by a tunnel cannot take more."""
+        if self.transport is not None and not self.closed:
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def open_tunnel(self, sink: Callable[[bytes], None], closed: Callable[[], None]) -> None:
+        """After a 101: every byte read from now on (and those held) goes to ``sink``."""
+        self.busy = True  # for good: no request follows on this connection
+        early, self._early = self._early or [], None
+        if self.closed:
+            closed()
+            return
+        self._tunnel, self._tunnel_closed = sink, closed
+        for data in early:
+            sink(data)
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
     # -- inside -----------------------------------------------------------
 
     def _next(self) -> None:
@@ -256,6 +321,20 @@ class ServerConnection(asyncio.Protocol):
             self.transport.resume_reading()
         self.busy = True
         self._dispatch(self, request)
+
+    def _upgraded(self, rest: bytes) -> None:
+        """The parser stopped after an upgrade request: hold what follows for its tunnel."""
+        self._early = []
+        if rest:
+            self._hold(rest)
+
+    def _hold(self, data: bytes) -> None:
+        assert self._early is not None
+        self._early.append(data)
+        # A client must wait for the 101 before it says much: pause, not buffer without end.
+        if sum(map(len, self._early)) > 2**16 and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def _bad_request(self) -> None:
         # Requests parsed before the bad bytes are answered first, in order.

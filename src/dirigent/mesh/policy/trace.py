@@ -66,6 +66,23 @@ def hop(incoming: bytes | None, bits: Bits) -> Hop:
     return Hop(trace_id, span_id, parent, flags)
 
 
+def next_traceparent(incoming: bytes | None, bits: Bits) -> tuple[bytes, bytes | None]:
+    """What :func:`hop` says, as ``(hop.traceparent, hop.parent_id)``, without building a Hop.
+
+    The listeners' hot path: the same draws in the same order (span id, then
+    a trace id for a new trace) and the same bytes, in one formatting
+    operation instead of a dataclass and three helper calls. The trace and
+    span ids are slices of the traceparent (``[3:35]`` and ``[36:52]``).
+    """
+    span = bits(64) or 1
+    if incoming is not None:
+        parsed = parse(incoming)
+        if parsed is not None:
+            trace_id, parent, flags = parsed
+            return b"00-%s-%016x-%s" % (trace_id, span, flags), parent
+    return b"00-%032x-%016x-01" % (bits(128) or 1, span), None
+
+
 def _new_id(bits: Bits, size: int) -> bytes:
     # Zero is the one invalid value; a draw of it (1 in 2**64) is nudged off it.
     return b"%0*x" % (size // 4, bits(size) or 1)
