@@ -19,6 +19,7 @@ from typing import Any
 
 from dirigent.asl import syntax
 from dirigent.asl.jsonload import pointer_escape
+from dirigent.asl.jsontext import json_type_name as type_name
 from dirigent.asl.model import JSONATA, MISSING, Json, QueryLanguage
 from dirigent.errors import Diagnostic
 
@@ -39,20 +40,6 @@ class Report:
 def child(pointer: str, key: str | int) -> str:
     """The pointer of ``key`` inside the node at ``pointer``."""
     return f"{pointer}/{pointer_escape(key) if isinstance(key, str) else key}"
-
-
-def type_name(value: Json) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 @dataclass(slots=True)

@@ -40,7 +40,7 @@ from jsonata.utils import Utils
 
 from dirigent.asl import timestamps
 from dirigent.asl.failure import QUERY_EVALUATION, StatesFailure
-from dirigent.asl.jsontext import dumps
+from dirigent.asl.jsontext import dumps, json_type_name
 from dirigent.asl.model import MISSING, Json
 from dirigent.asl.scope import Entropy, Scope
 
@@ -191,21 +191,6 @@ def syntax_error(expression: str) -> str | None:
     """JSONata's complaint about ``expression`` (``{% %}`` or bare), or ``None`` if it parses."""
     compiled = _compile(expression_text(expression))
     return compiled if isinstance(compiled, str) else None
-
-
-def json_type_name(value: Json) -> str:
-    """The JSON type name AWS uses in "Expected 'array', but was 'number'"."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def unexpected_result_type(

@@ -17,3 +17,18 @@ def dumps(value: Json) -> str:
 def size_in_bytes(value: Json) -> int:
     """The UTF-8 size of ``value``'s compact JSON text (AWS's 256 KiB limits count this)."""
     return len(dumps(value).encode("utf-8"))
+
+
+def json_type_name(value: Json) -> str:
+    """The JSON type of a value, in AWS's words ("Expected 'array', but was 'number'")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

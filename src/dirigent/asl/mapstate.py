@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dirigent.asl import rules, syntax
-from dirigent.asl.fields import MAX_INTEGER, Fields, type_name
+from dirigent.asl.fields import MAX_INTEGER, Fields
+from dirigent.asl.jsontext import json_type_name as type_name
 from dirigent.asl.model import JSONATA, JSONPATH, MISSING, Json, MapState, State, StateMachine
 
 Processor = Callable[[Mapping[str, Json], str, bool], StateMachine | None]

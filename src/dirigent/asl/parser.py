@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dirigent.asl import rules, syntax
-from dirigent.asl.fields import Fields, Report, child, type_name
+from dirigent.asl.fields import Fields, Report, child
 from dirigent.asl.jsonload import check_depth, load_json_text
+from dirigent.asl.jsontext import json_type_name as type_name
 from dirigent.asl.mapstate import parse_map
 from dirigent.asl.model import (
     JSONATA,

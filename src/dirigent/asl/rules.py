@@ -15,7 +15,8 @@ import re
 from collections.abc import Mapping
 
 from dirigent.asl import syntax
-from dirigent.asl.fields import Fields, Report, child, type_name
+from dirigent.asl.fields import Fields, Report, child
+from dirigent.asl.jsontext import json_type_name as type_name
 from dirigent.asl.model import (
     JSONATA,
     JSONPATH,

@@ -198,12 +198,7 @@ def map_items(state: MapState, frame: Frame, effective: Json) -> list[Json]:
             return items
         items = jsonata.evaluate_template(state.items, frame.bindings(), field="Items")
         if not isinstance(items, list):
-            raise StatesFailure(
-                failure.QUERY_EVALUATION,
-                f"The JSONata expression '{_strip(state.items)}' specified for the field 'Items' "
-                f"returned an unexpected result type. Expected 'array', but was "
-                f"'{_json_type(items)}' for value: {dumps(items)}",
-            )
+            raise jsonata.unexpected_result_type(str(state.items), "Items", "array", items)
         return items
     if state.items_path is MISSING or state.items_path == "$":
         items = effective
@@ -215,27 +210,6 @@ def map_items(state: MapState, frame: Frame, effective: Json) -> list[Json]:
             f"Map state input must be an array but was: {dumps(items)}",
         )
     return items
-
-
-def _strip(expression: Json) -> str:
-    text = str(expression).strip()
-    if text.startswith("{%") and text.endswith("%}"):
-        text = text[2:-2].strip()
-    return text
-
-
-def _json_type(value: Json) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _integral(value: Json) -> Json:
