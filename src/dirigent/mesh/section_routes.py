@@ -15,10 +15,11 @@ mesh:
           match: [{path: {prefix: /charge}, method: POST}]
           split: {v1: 90, v2: 10}
           fault: {abort: {status: 503, percent: 1}}
+          mirror: {service: payments, subset: v2, percent: 5}   # see section_mirror
 ```
 
 A rule's own ``timeout``, ``retries``, ``fault``, ``headers``,
-``rate_limit`` or ``split`` replaces the service's default as a whole (as
+``rate_limit``, ``split`` or ``mirror`` replaces the service's default as a whole (as
 each Istio HTTPRoute carries its own); after the rules comes a catch-all,
 ``default``, made of the service-level settings alone. A split names subsets
 of the service's destination rule, with weights that add up to 100.
@@ -39,10 +40,12 @@ from dirigent.manifest.reader import Fields, Reader, line_of
 from dirigent.mesh.config import HttpRoute
 from dirigent.mesh.policy.fault import Abort, Delay, Fault
 from dirigent.mesh.policy.headers import HeaderOps, HeaderRewrite
+from dirigent.mesh.policy.mirror import Mirror
 from dirigent.mesh.policy.ratelimit import TokenBucket
 from dirigent.mesh.policy.retry import RetryOn, RetryPolicy
 from dirigent.mesh.policy.routing import HeaderMatch, RouteMatch, StringMatch
 from dirigent.mesh.policy.split import Destination, Split
+from dirigent.mesh.section_mirror import read_mirror
 from dirigent.mesh.section_values import (
     header_name,
     key_name,
@@ -56,7 +59,7 @@ from dirigent.mesh.section_values import (
     text,
 )
 
-ROUTE_KEYS = ("timeout", "retries", "fault", "headers", "rate_limit", "split")
+ROUTE_KEYS = ("timeout", "retries", "fault", "headers", "rate_limit", "split", "mirror")
 RULE_KEYS = ("name", "match", *ROUTE_KEYS)
 RETRY_KEYS = ("attempts", "per_try_timeout", "retry_on", "retriable_status_codes", "backoff")
 RETRY_ON = tuple(condition.value for condition in RetryOn)
@@ -75,6 +78,7 @@ class _Settings:
     headers: HeaderRewrite | None = None
     rate_limit: TokenBucket | None = None
     split: Split | None = None
+    mirror: Mirror | None = None
 
     def route(self, name: str, matches: tuple[RouteMatch, ...], base: _Settings) -> HttpRoute:
         split = self.split or base.split
@@ -88,6 +92,7 @@ class _Settings:
             fault=self.fault or base.fault,
             headers=self.headers or base.headers or HeaderRewrite(),
             rate_limit=self.rate_limit or base.rate_limit,
+            mirror=self.mirror or base.mirror,
         )
 
 
@@ -103,7 +108,9 @@ def read_routes(
         at = fields.at(service)
         if not key_name(reader, service, service_node, at):
             continue
-        read = _service_routes(reader, service_node, at, service, subsets.get(service))
+        read = _service_routes(
+            reader, service_node, at, service, subsets.get(service), every_subset=subsets
+        )
         if read is not None:
             routes[service] = read
     return MappingProxyType(routes)
@@ -115,15 +122,17 @@ def _service_routes(
     path: str,
     service: str,
     subsets: Mapping[str, Mapping[str, str]] | None,
+    *,
+    every_subset: Subsets,
 ) -> tuple[HttpRoute, ...] | None:
     fields = reader.fields(node, path, (*ROUTE_KEYS, "rules"))
     if fields is None:
         return None
-    base = _settings(reader, fields, service, subsets)
+    base = _settings(reader, fields, service, subsets, every_subset)
     if base.split is None:
         base = _Settings(
             base.timeout, base.retries, base.fault, base.headers, base.rate_limit,
-            Split.of([Destination(service)]),
+            Split.of([Destination(service)]), base.mirror,
         )  # fmt: skip
     routes: list[HttpRoute] = []
     seen: dict[str, int] = {}
@@ -132,8 +141,9 @@ def _service_routes(
         rule_items = reader.items(rules_node, fields.at("rules")) or []
     for at, rule_node in rule_items:
         rule = _rule(
-            reader, rule_node, at, service=service, subsets=subsets, base=base, index=len(routes)
-        )
+            reader, rule_node, at, service=service, subsets=subsets, base=base,
+            index=len(routes), every_subset=every_subset,
+        )  # fmt: skip
         if rule is None:
             continue
         if rule.name in seen or rule.name == "default":
@@ -160,6 +170,7 @@ def _rule(
     subsets: Mapping[str, Mapping[str, str]] | None,
     base: _Settings,
     index: int,
+    every_subset: Subsets,
 ) -> HttpRoute | None:
     fields = reader.fields(node, path, RULE_KEYS)
     if fields is None:
@@ -168,12 +179,16 @@ def _rule(
     matches: tuple[RouteMatch, ...] = ()
     if (match_node := fields.get("match")) is not None:
         matches = _matches(reader, match_node, fields.at("match")) or ()
-    own = _settings(reader, fields, service, subsets)
+    own = _settings(reader, fields, service, subsets, every_subset)
     return own.route(rule_name, matches, base)
 
 
 def _settings(
-    reader: Reader, fields: Fields, service: str, subsets: Mapping[str, Mapping[str, str]] | None
+    reader: Reader,
+    fields: Fields,
+    service: str,
+    subsets: Mapping[str, Mapping[str, str]] | None,
+    every_subset: Subsets,
 ) -> _Settings:
     def seconds(node: Node, at: str) -> float | None:
         return reader.number(node, at, positive=True)
@@ -186,6 +201,9 @@ def _settings(
         rate_limit=optional(fields, "rate_limit", lambda n, at: _bucket(reader, n, at), None),
         split=optional(
             fields, "split", lambda n, at: _split(reader, n, at, service, subsets), None
+        ),
+        mirror=optional(
+            fields, "mirror", lambda n, at: read_mirror(reader, n, at, every_subset), None
         ),
     )
 

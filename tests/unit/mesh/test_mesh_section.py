@@ -236,8 +236,8 @@ def test_unknown_services_lists_names_the_manifest_does_not_declare() -> None:
         (
             "routes:\n  payments:\n    retires: {attempts: 1}\n",
             "dirigent.yaml:5: mesh.routes.payments.retires: unknown key (did you mean "
-            "'retries'?); expected one of: fault, headers, rate_limit, retries, rules, "
-            "split, timeout",
+            "'retries'?); expected one of: fault, headers, mirror, rate_limit, retries, "
+            "rules, split, timeout",
         ),
         (
             "routes:\n  Payments: {timeout: 1}\n",
