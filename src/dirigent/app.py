@@ -11,6 +11,7 @@ This module must never hold a module-level instance of anything.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -225,7 +226,9 @@ class ControlPlane:
         if self._running is not None:
             await self._running.stop()
         if self._engine is not None:
-            self._engine.stop()
+            # Off the event loop: the mesh on this loop carries the engine's
+            # last HTTP tasks, which must be able to finish while it stops.
+            await asyncio.to_thread(self._engine.stop)
         if self._context is not None:
             self._context.close()
         if self._store is not None:

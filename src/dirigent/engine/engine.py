@@ -22,7 +22,12 @@ from dirigent.engine import codec
 from dirigent.engine.arns import Arns, check_name
 from dirigent.engine.catalog import Catalog, when
 from dirigent.engine.dispatch import Resolver, direct
-from dirigent.engine.errors import InvalidArn, ValidationException
+from dirigent.engine.errors import (
+    InvalidArn,
+    ServiceError,
+    StateMachineTypeNotSupported,
+    ValidationException,
+)
 from dirigent.engine.executions import Executions
 from dirigent.engine.functions import FunctionRegistry
 from dirigent.engine.transitions import Context, Outcome
@@ -206,8 +211,8 @@ class Engine:
                     )
                 )
             )
-        except Exception as exc:
-            code = getattr(exc, "code", type(exc).__name__)
+        except ServiceError as exc:
+            code = exc.code
             signals.append(
                 codec.encode_signal(TaskFailed(command.token, f"StepFunctions.{code}", str(exc)))
             )
@@ -249,16 +254,27 @@ class Engine:
     # ------------------------------------------------------------------ sync executions
 
     def start_sync_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``StartSyncExecution``: Express machines only, as on AWS; waits for the end."""
+        target = request.get("stateMachineArn")
+        base = ":".join(str(target).split(":")[:7])
+        described_machine = self.catalog.describe_state_machine({"stateMachineArn": base})
+        if described_machine["type"] != "EXPRESS":
+            raise StateMachineTypeNotSupported(
+                "This operation is only supported by Express state machines"
+            )
         started = self.executions.start_execution(request)
         arn = started["executionArn"]
         deadline = time.monotonic() + 300
+        pause = 0.002
         while time.monotonic() < deadline:
             described = self.executions.describe_execution({"executionArn": arn})
             if described["status"] != "RUNNING":
                 described.pop("redriveCount", None)
                 described.pop("redriveStatus", None)
                 return described
-            time.sleep(0.005)
+            # Backing off: each look is a transaction competing with the worker.
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         raise ValidationException("the execution did not finish within 5 minutes")
 
     def stop_date(self, seconds: float) -> Any:

@@ -18,17 +18,20 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dirigent.engine import codec
 from dirigent.engine.dispatch import Resolver, run_task
 from dirigent.engine.functions import FunctionRegistry
 from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, advance
-from dirigent.store.port import Store, Transaction
+from dirigent.store.port import Store, StoreError, Transaction
 from dirigent.store.records import TaskRecord
 from dirigent.workflow.signals import TaskFailed
 
 log = logging.getLogger("dirigent.engine")
+
+#: the shortest idle wait between iterations that advanced nothing
+MIN_WAIT = 0.005
 
 
 @dataclass
@@ -78,6 +81,11 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._reclaim_at = 0.0
         self._submitted = 0
+        #: set after an iteration failed on one execution: advance them one by one
+        self._isolate = False
+        #: tokens of the tasks this node is running: their leases are renewed
+        self._in_flight: set[str] = set()
+        self._renew_at = 0.0
         #: transactions being written by this worker's threads right now
         self._writers = 0
         self._tasks_done = 0
@@ -94,6 +102,15 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        # Results that finished while the loop wound down are committed now, so
+        # their tasks (and side effects) are not run again after a restart.
+        with self._finished_lock:
+            parked = bool(self._finished)
+        if parked:
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("could not commit the last results; their tasks will run again")
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,6 +123,7 @@ class Worker:
     def _submit(self, tasks: list[TaskRecord]) -> None:
         with self._finished_lock:
             self._submitted += len(tasks)
+            self._in_flight.update(t.token for t in tasks)
         for task in tasks:
             self._pool.submit(self._run, task)
 
@@ -131,14 +149,19 @@ class Worker:
                 continue
             timeout = self.idle_poll
             if next_due is not None:
-                timeout = max(0.0, min(timeout, next_due - self.clock()))
+                # A signal already due that this node could not claim belongs to an
+                # execution another node holds: wait a little rather than spin.
+                timeout = max(MIN_WAIT, min(timeout, next_due - self.clock()))
             self._wake.wait(timeout)
             self._wake.clear()
 
     def run_once(self) -> tuple[int, float | None]:
         """One transaction's worth of work: ``(executions advanced, next due time)``."""
+        if self._isolate:
+            return self._run_isolated(), None
         with self._finished_lock:
             finished, self._finished = self._finished, []
+            self._in_flight.difference_update(f.task.token for f in finished)
             self._writers += 1
         now = self.clock()
         outcome = Outcome()
@@ -157,9 +180,20 @@ class Worker:
                         )
                     )
                     self._reclaim_at = now + 1.0
+                if now >= self._renew_at:
+                    self._renew_leases(tx, now)
                 records = tx.claim_executions(now, self.batch)
                 for record in records:
-                    advance(tx, record, now, self.context, outcome)
+                    try:
+                        advance(tx, record, now, self.context, outcome)
+                    except StoreError:
+                        raise
+                    except Exception:
+                        # Not the store's fault: one execution cannot be advanced.
+                        # Next time each goes in a transaction of its own, so the
+                        # one at fault is found and the others are not held up.
+                        self._isolate = True
+                        raise
                 next_due = tx.next_due()
         except BaseException:
             with self._finished_lock:
@@ -175,6 +209,56 @@ class Worker:
         self._submit(outcome.local_tasks)
         return outcome.advanced, next_due
 
+    def _run_isolated(self) -> int:
+        self._isolate = False
+        now = self.clock()
+        with self.store.transaction() as tx:
+            arns = [record.arn for record in tx.claim_executions(now, self.batch)]
+        advanced = 0
+        for arn in arns:
+            outcome = Outcome()
+            try:
+                with self.store.transaction() as tx:
+                    record = tx.claim_execution(arn)
+                    if record is not None:
+                        advance(tx, record, now, self.context, outcome)
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.exception("execution %s cannot be advanced; it fails", arn)
+                self._quarantine(arn, exc, now)
+                continue
+            advanced += outcome.advanced
+            self._submit(outcome.local_tasks)
+        return advanced
+
+    def _quarantine(self, arn: str, exc: Exception, now: float) -> None:
+        """Fail an execution the engine cannot advance, rather than retry it forever."""
+        with self.store.transaction() as tx:
+            record = tx.claim_execution(arn)
+            if record is None or record.status != "RUNNING":
+                return
+            tx.delete_signals([s.id for s in tx.due_signals(arn, float("inf"))])
+            tx.update_execution(
+                replace(
+                    record,
+                    status="FAILED",
+                    error="States.Runtime",
+                    cause=f"Dirigent could not advance this execution: {exc!r}",
+                    stopped_at=now,
+                )
+            )
+
+    def _renew_leases(self, tx: Transaction, now: float) -> None:
+        """Keep this node's running tasks leased, so a long task is not taken for dead."""
+        with self._finished_lock:
+            running = list(self._in_flight)
+        for token in running:
+            tx.set_task_status(token, "running", now + self.context.lease_seconds,
+                               self.context.worker)  # fmt: skip
+        # A third of the lease: two renewals can be missed before anyone reclaims.
+        self._renew_at = now + self.context.lease_seconds / 3
+
     def _run(self, task: TaskRecord) -> None:
         """Run a task, then carry its execution on from this thread while it can.
 
@@ -188,6 +272,12 @@ class Worker:
         while next_task is not None:
             finished = self._execute(next_task)
             next_task = self._continue(finished)
+            if next_task is not None and self._stopping.is_set():
+                # Stopping: the next task stays leased to this node and is run
+                # again by whoever claims it, rather than holding the stop up.
+                with self._finished_lock:
+                    self._tasks_done += 1
+                next_task = None
 
     def _execute(self, task: TaskRecord) -> _Finished:
         command = codec.decode_task(task.command)
@@ -204,6 +294,7 @@ class Worker:
 
     def _continue(self, finished: _Finished) -> TaskRecord | None:
         with self._finished_lock:
+            self._in_flight.discard(finished.task.token)
             if self._writers:
                 # Someone is committing: rather than queue for the store one by
                 # one (a commit, and an fsync, each), join the loop's next batch,
@@ -246,18 +337,20 @@ class Worker:
                 self._tasks_done += 1
             self._wake.set()
             return None
+        following, rest = outcome.local_tasks[:1], outcome.local_tasks[1:]
         with self._finished_lock:
+            # In one block: never a moment when this task is done and its
+            # successors are not yet counted (run_until_idle would stop early).
             self._tasks_done += 1
+            self._submitted += len(outcome.local_tasks)
+            self._in_flight.update(t.token for t in outcome.local_tasks)
             self.stats.tasks_run += 1
             self.stats.transitions += outcome.advanced
             self.stats.commits += 1
-        following = outcome.local_tasks[:1]
-        outcome.local_tasks = outcome.local_tasks[1:]
-        if following:
-            with self._finished_lock:
-                self._submitted += 1
-        if outcome.local_tasks or outcome.touched or outcome.timers or record is None:
-            self.accept(outcome)
+        for task in rest:
+            self._pool.submit(self._run, task)
+        if rest or outcome.touched or outcome.timers or record is None:
+            self._wake.set()
         return following[0] if following else None
 
 

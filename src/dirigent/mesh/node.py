@@ -97,6 +97,8 @@ class AppMesh:
         self._outbound: dict[str, tuple[Proxy, asyncio.Server]] = {}
         self._inbound: dict[tuple[str, int], tuple[Inbound, int, int]] = {}
         self._ready: set[tuple[str, int]] = set()
+        #: the replica port each slot's inbound listener should front now
+        self._wanted: dict[tuple[str, int], int] = {}
         self._pending: set[asyncio.Task[None]] = set()
         self._admin: asyncio.Server | None = None
         self._counters: dict[str, Counters] = {}
@@ -227,6 +229,7 @@ class AppMesh:
             self._publish(service)
             return
         self._ready.add(key)
+        self._wanted[key] = port
         known = self._inbound.get(key)
         if known is not None and known[2] == port:
             self._publish(service)
@@ -244,6 +247,10 @@ class AppMesh:
             clock=self._clock, rng=self._rng, telemetry=self.telemetry, wall=self._wall,
         )  # fmt: skip
         listener = await inbound.listen(LOOPBACK, 0)
+        if self._wanted.get((service, slot)) != port:
+            # A later report for this slot (a restart on another port) won the race.
+            inbound.close()
+            return
         self._inbound[(service, slot)] = (inbound, listener.port, port)
         self._publish(service)
 

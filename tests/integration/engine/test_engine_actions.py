@@ -383,3 +383,29 @@ def test_the_worker_thread_runs_executions_started_from_other_threads(engine: En
             break
         time.sleep(0.05)
     assert statuses == {"SUCCEEDED"}
+
+
+def test_start_sync_execution_refuses_a_standard_machine(engine: Engine) -> None:
+    arn = machine(engine, PASS)
+    with pytest.raises(aws.StateMachineTypeNotSupported):
+        engine.start_sync_execution({"stateMachineArn": arn})
+
+
+def test_an_execution_that_cannot_be_advanced_fails_alone(engine: Engine) -> None:
+    arn = machine(
+        engine, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}
+    )
+    bad = engine.executions.start_execution({"stateMachineArn": arn, "name": "bad"})
+    good = engine.executions.start_execution({"stateMachineArn": arn, "name": "good"})
+    with engine.store.transaction() as tx:  # a signal no node of this version understands
+        tx.add_signals([(bad["executionArn"], 0.0, '{"type": "FromTheFuture"}')])
+    engine.clock = engine.worker.clock = lambda: 10**10  # the Waits are due
+    for _ in range(5):
+        try:
+            engine.worker.run_once()
+        except Exception:  # the batch with the bad execution rolls back once
+            continue
+    assert engine.executions.describe_execution(good)["status"] == "SUCCEEDED"
+    failed = engine.executions.describe_execution(bad)
+    assert (failed["status"], failed["error"]) == ("FAILED", "States.Runtime")
+    assert "could not advance" in failed["cause"]
