@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
@@ -47,8 +47,12 @@ def decode_signal(text: str) -> Signal | str:
     return signal
 
 
+_TASK_FIELDS = tuple(f.name for f in fields(ScheduleTask))
+
+
 def encode_task(command: ScheduleTask) -> str:
-    return json.dumps(asdict(command))
+    # Field by field rather than asdict(), which deep-copies the parameters first.
+    return json.dumps({name: getattr(command, name) for name in _TASK_FIELDS})
 
 
 def decode_task(text: str) -> ScheduleTask:

@@ -167,7 +167,7 @@ class Worker:
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
-                _apply_finished(tx, finished, now)
+                self._deliver(tx, finished, now, outcome)
                 if now >= self._reclaim_at:
                     # Tasks whose lease ran out (their node died) are run again here.
                     outcome.local_tasks.extend(
@@ -208,6 +208,34 @@ class Worker:
             self.stats.commits += 1
         self._submit(outcome.local_tasks)
         return outcome.advanced, next_due
+
+    def _deliver(
+        self, tx: Transaction, finished: list[_Finished], now: float, outcome: Outcome
+    ) -> None:
+        """Hand finished tasks' results to their executions, advancing each once.
+
+        Straight into the transition when this node can lock the execution, so a
+        result does not go through the signal queue (an insert, a read and a
+        delete); queued for whoever holds it otherwise.
+        """
+        by_execution: dict[str, list[_Finished]] = {}
+        for item in finished:
+            by_execution.setdefault(item.task.execution_arn, []).append(item)
+        for arn, items in by_execution.items():
+            record = tx.claim_execution(arn)
+            if record is None or record.status != "RUNNING":
+                _apply_finished(tx, items, now)
+                continue
+            _apply_finished(tx, items, now, enqueue=False)
+            signals = [codec.decode_signal(body) for item in items for body in item.bodies]
+            try:
+                advance(tx, record, now, self.context, outcome,
+                        extra=[s for s in signals if not isinstance(s, str)])  # fmt: skip
+            except StoreError:
+                raise
+            except Exception:
+                self._isolate = True
+                raise
 
     def _run_isolated(self) -> int:
         self._isolate = False

@@ -67,6 +67,8 @@ class ExecutionBase:
         self._machines = machine_index(machine)
         self._next_thread = 0
         self._threads: dict[int, Thread] = {}
+        #: the last frame built per thread, and what it was built from (not snapshotted)
+        self._frames: dict[int, tuple[tuple[object, ...], Frame]] = {}
         self._ready: deque[int] = deque()
         self._tokens: dict[str, int] = {}
         self._timers: dict[str, tuple[int, str]] = {}
@@ -96,6 +98,7 @@ class ExecutionBase:
         """Forget a finished thread; its parent has taken what it needed."""
         thread.done = True
         self._threads.pop(thread.id, None)
+        self._frames.pop(thread.id, None)
 
     def _mint(self, kind: str) -> str:
         self._sequence += 1
@@ -139,6 +142,19 @@ class ExecutionBase:
         )
 
     def _frame(self, thread: Thread) -> Frame:
+        """What the thread's current state sees; reused while nothing it shows changed."""
+        key = (
+            thread.state_name, thread.entered_time, tuple(thread.retry_counts), thread.token,
+            id(thread.raw_input), thread.map_item is None,
+        )  # fmt: skip
+        cached = self._frames.get(thread.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        frame = self._build_frame(thread)
+        self._frames[thread.id] = (key, frame)
+        return frame
+
+    def _build_frame(self, thread: Thread) -> Frame:
         state = thread_state(thread)
         retry_count = (
             sum(thread.retry_counts)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from dirigent.asl.model import Json
 
 
+@lru_cache(maxsize=1024)
 def iso(moment: datetime) -> str:
-    """AWS's timestamp text in the context object: UTC, millisecond precision, ``Z``."""
+    """AWS's timestamp text in the context object: UTC, millisecond precision, ``Z``.
+
+    Cached: an execution's start and a state's entry are formatted again at
+    every step of the state, and strftime is not cheap.
+    """
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
