@@ -38,15 +38,20 @@ from dirigent.workflow.signals import (
     TaskSucceeded,
     TimerFired,
 )
+from dirigent.workflow.threads import machine_index
 
 #: task kinds this engine runs itself, in its worker pool
 LOCAL_KINDS = ("lambda", "lambda:invoke", "http")
 
 
 @lru_cache(maxsize=256)
-def machine_for(definition: str) -> StateMachine:
-    """Definitions are parsed once per process; they are immutable once stored."""
-    return parse_definition(definition)
+def machine_for(definition: str) -> tuple[StateMachine, dict[str, StateMachine]]:
+    """A definition parsed, with its nested machines indexed: once per process.
+
+    Definitions are immutable once stored, so the cache never goes stale.
+    """
+    machine = parse_definition(definition)
+    return machine, machine_index(machine)
 
 
 def info_for(record: ExecutionRecord) -> ExecutionInfo:
@@ -63,11 +68,16 @@ def info_for(record: ExecutionRecord) -> ExecutionInfo:
 
 
 def load(record: ExecutionRecord, entropy: Entropy) -> Execution:
-    machine = machine_for(record.definition)
+    machine, machines = machine_for(record.definition)
     info = info_for(record)
     if record.snapshot is None:
         return Execution(
-            machine, info, entropy=entropy, token_prefix=record.token_prefix, keep_history=False
+            machine,
+            info,
+            entropy=entropy,
+            token_prefix=record.token_prefix,
+            keep_history=False,
+            machines=machines,
         )
     return Execution.restore(
         machine,
@@ -75,6 +85,7 @@ def load(record: ExecutionRecord, entropy: Entropy) -> Execution:
         json.loads(record.snapshot),
         entropy=entropy,
         token_prefix=record.token_prefix,
+        machines=machines,
     )
 
 

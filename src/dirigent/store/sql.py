@@ -7,7 +7,7 @@ types in migrations). Nothing outside ``dirigent.store`` runs SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
@@ -63,8 +63,19 @@ Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 RunMany = Callable[[str, Sequence[Sequence[Any]]], None]
 
 
-def _columns(record_type: type[Any]) -> list[str]:
-    return [f.name for f in fields(record_type)]
+#: each record type's columns, worked out once: every row written asks, and
+#: dataclasses.fields() is not cheap
+_COLUMNS: Mapping[type[Any], tuple[str, ...]] = {
+    record_type: tuple(f.name for f in fields(record_type))
+    for record_type in (
+        ActivityRecord, AliasRecord, EventRecord, ExecutionRecord, MachineRecord, SignalRecord,
+        TaskRecord, VersionRecord,
+    )
+}  # fmt: skip
+
+
+def _columns(record_type: type[Any]) -> tuple[str, ...]:
+    return _COLUMNS[record_type]
 
 
 def _insert(table: str, record_type: type[Any]) -> str:

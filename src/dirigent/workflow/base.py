@@ -50,6 +50,7 @@ class ExecutionBase:
         token_prefix: str = "",
         keep_history: bool = True,
         history_limit: int = HISTORY_LIMIT,
+        machines: Mapping[str, StateMachine] | None = None,
     ) -> None:
         self.machine = machine
         self.info = info
@@ -64,7 +65,8 @@ class ExecutionBase:
         self.keep_history = keep_history
         self.history_limit = history_limit
         self.event_count = 0
-        self._machines = machine_index(machine)
+        # The shell may pass the index it keeps with a cached definition.
+        self._machines = machines if machines is not None else machine_index(machine)
         self._next_thread = 0
         self._threads: dict[int, Thread] = {}
         #: the last frame built per thread, and what it was built from (not snapshotted)

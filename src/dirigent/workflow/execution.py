@@ -129,6 +129,7 @@ class Execution(FanoutSteps):
         entropy: Entropy,
         token_prefix: str = "",
         history_limit: int = HISTORY_LIMIT,
+        machines: Mapping[str, StateMachine] | None = None,
     ) -> Execution:
         """An execution that continues exactly where :meth:`snapshot` left it."""
         execution = cls(
@@ -138,6 +139,7 @@ class Execution(FanoutSteps):
             token_prefix=token_prefix,
             keep_history=False,
             history_limit=history_limit,
+            machines=machines,
         )
         execution.status = snapshot["status"]
         execution.output = snapshot["output"]

@@ -10,7 +10,7 @@ restored execution looks up in the parsed definition.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -89,7 +89,7 @@ class Thread:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], machines: dict[str, StateMachine]) -> Thread:
+    def from_json(cls, data: dict[str, Any], machines: Mapping[str, StateMachine]) -> Thread:
         values = dict(data)
         values["machine"] = machines[values["machine_key"]]
         if values.get("entered_time") is not None:
