@@ -8,8 +8,6 @@ service's authorization policies apply, and the mesh's metrics count it.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import textwrap
 import time
@@ -24,29 +22,13 @@ import pytest
 from dirigent.runtime.channel import call
 from dirigent.runtime.control import Done, Status
 from dirigent.runtime.host import AppPaths
+from tests.integration.apps import dirigent, free_port
 from tests.unit.mesh.tokens import jwk, rsa_key, sign
 
 #: the tiny services of the runtime's mesh tests; ``back`` echoes who called it
 APPS = Path(__file__).parents[1] / "runtime" / "mesh_apps.py"
 ISSUER = "https://auth.example"
 KEY = rsa_key()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _dirigent(app: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dirigent.cli.main", *args, "-f", str(app / "dirigent.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _token(**claims: object) -> str:
@@ -77,7 +59,7 @@ def _mesh(paths: AppPaths) -> dict[str, Any]:
 def gate(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The app ``gate`` up, with its gateway: (gateway URL, metrics URL)."""
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk(KEY, "k1")]}))
-    gateway_port = _free_port()
+    gateway_port = free_port()
     (tmp_path / "dirigent.yaml").write_text(
         textwrap.dedent(f"""\
         app: gate
@@ -100,7 +82,7 @@ def gate(tmp_path: Path) -> Iterator[tuple[str, str]]:
         """),
         encoding="utf-8",
     )
-    started = _dirigent(tmp_path, "up", "--detach", "--api-port", str(_free_port()))
+    started = dirigent(tmp_path, "up", "--detach", "--api-port", str(free_port()))
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         paths = AppPaths.for_manifest(tmp_path / "dirigent.yaml")
@@ -113,7 +95,7 @@ def gate(tmp_path: Path) -> Iterator[tuple[str, str]]:
             mesh = _mesh(paths)
         yield mesh["gateway"], mesh["metrics"]
     finally:
-        stopped = _dirigent(tmp_path, "down")
+        stopped = dirigent(tmp_path, "down")
         assert stopped.returncode == 0, stopped.stderr
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -18,19 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.apps import free_port
 
 from dirigent.runtime.channel import call
 from dirigent.runtime.control import Done, Status
 from dirigent.runtime.host import AppPaths
 
 APP = Path(__file__).with_name("steady_app.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Shop:
@@ -49,7 +42,7 @@ class Shop:
         )
 
     def up(self) -> None:
-        done = self.cli("up", "--detach", "--api-port", str(_free_port()))
+        done = self.cli("up", "--detach", "--api-port", str(free_port()))
         assert done.returncode == 0, done.stdout + done.stderr
 
     def status(self) -> dict[str, object]:

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from tests.integration.apps import dirigent, free_port
+
 from dirigent.sdk import StepFunctions
 
 REPLICA = Path(__file__).with_name("replica_app.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _dirigent(app: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dirigent.cli.main", *args, "-f", str(app / "dirigent.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_up_deploys_the_workflows_and_serves_the_functions_it_declares(tmp_path: Path) -> None:
@@ -76,8 +59,8 @@ def test_up_deploys_the_workflows_and_serves_the_functions_it_declares(tmp_path:
         """),
         encoding="utf-8",
     )
-    port = _free_port()
-    started = _dirigent(tmp_path, "up", "--detach", "--api-port", str(port))
+    port = free_port()
+    started = dirigent(tmp_path, "up", "--detach", "--api-port", str(port))
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         client = StepFunctions.from_environment(
@@ -88,10 +71,10 @@ def test_up_deploys_the_workflows_and_serves_the_functions_it_declares(tmp_path:
         # An HTTP task names the service; the control plane finds a ready replica.
         ping = machine.replace(":greet", ":ping")
         assert client.run(ping, timeout=30) == {"status": 200, "body": "ok"}
-        rows = json.loads(_dirigent(tmp_path, "ps", "--json").stdout)
+        rows = json.loads(dirigent(tmp_path, "ps", "--json").stdout)
         assert [(r["service"], r["ready"]) for r in rows] == [("web", True)]
     finally:
-        stopped = _dirigent(tmp_path, "down")
+        stopped = dirigent(tmp_path, "down")
     assert stopped.returncode == 0, stopped.stderr
     log = (tmp_path / ".dirigent" / "up.log").read_text(encoding="utf-8")
     assert "2 workflow(s) deployed" in log
@@ -109,10 +92,10 @@ def test_up_refuses_to_start_with_an_invalid_workflow_and_says_which(tmp_path: P
         """),
         encoding="utf-8",
     )
-    started = _dirigent(
-        tmp_path, "up", "--detach", "--api-port", str(_free_port()), "--timeout", "30"
+    started = dirigent(
+        tmp_path, "up", "--detach", "--api-port", str(free_port()), "--timeout", "30"
     )
-    _dirigent(tmp_path, "down")
+    dirigent(tmp_path, "down")
     assert started.returncode != 0
     output = started.stdout + started.stderr
     assert "broken.asl.json" in output

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
 import textwrap
 import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.integration.apps import dirigent, free_port
 
 from dirigent.sdk import ExecutionFailed, StepFunctions
 
 APPS = Path(__file__).with_name("mesh_apps.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _dirigent(app: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dirigent.cli.main", *args, "-f", str(app / "dirigent.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _write_app(tmp_path: Path) -> None:
@@ -84,8 +66,8 @@ def _write_app(tmp_path: Path) -> None:
 
 def test_services_and_the_engine_reach_each_other_by_name_through_mtls(tmp_path: Path) -> None:
     _write_app(tmp_path)
-    port = _free_port()
-    started = _dirigent(tmp_path, "up", "--detach", "--api-port", str(port))
+    port = free_port()
+    started = dirigent(tmp_path, "up", "--detach", "--api-port", str(port))
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         client = StepFunctions.from_environment(
@@ -102,23 +84,23 @@ def test_services_and_the_engine_reach_each_other_by_name_through_mtls(tmp_path:
         assert refused.value.error == "States.Http.StatusCode.403"
         assert "no-engine-on-front" in (refused.value.cause or "")
         # A replica reaches another by name with an ordinary HTTP client (HTTP_PROXY).
-        rows = json.loads(_dirigent(tmp_path, "ps", "--json").stdout)
+        rows = json.loads(dirigent(tmp_path, "ps", "--json").stdout)
         front_port = next(r["port"] for r in rows if r["service"] == "front")
         with urllib.request.urlopen(f"http://127.0.0.1:{front_port}/call", timeout=10) as reply:
             said = reply.read().decode()
         assert said.startswith("front got: hello")
         assert "spiffe://pair/service/front" in said
         # A fault injected at run time answers for the service, then is cleared.
-        injected = _dirigent(tmp_path, "fault", "back", "--abort", "503")
+        injected = dirigent(tmp_path, "fault", "back", "--abort", "503")
         assert injected.returncode == 0, injected.stderr
         with pytest.raises(ExecutionFailed) as aborted:
             client.run(machine + "back", timeout=30)
         assert aborted.value.error == "States.Http.StatusCode.503"
-        assert _dirigent(tmp_path, "fault", "back", "--clear").returncode == 0
+        assert dirigent(tmp_path, "fault", "back", "--clear").returncode == 0
         assert "spiffe://pair/service/engine" in client.run(machine + "back", timeout=30)["body"]
-        unknown = _dirigent(tmp_path, "fault", "nowhere", "--delay", "1")
+        unknown = dirigent(tmp_path, "fault", "nowhere", "--delay", "1")
         assert unknown.returncode != 0
         assert "nowhere" in unknown.stderr
     finally:
-        stopped = _dirigent(tmp_path, "down")
+        stopped = dirigent(tmp_path, "down")
     assert stopped.returncode == 0, stopped.stderr
