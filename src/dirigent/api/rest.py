@@ -354,21 +354,27 @@ async def stream_events(context: ApiContext, request: Request, _: Principal) -> 
             batch, status = await context.call(poll, after)
             for event in batch:
                 after = event["id"]
-                yield f"id: {after}\nevent: history\ndata: {json.dumps(_plain(event))}\n\n"
+                yield _sse("history", event, str(after))
             if not batch and status != "RUNNING":
-                yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+                yield _sse("end", {"status": status})
                 return
-            if batch:
-                quiet = 0.0
-                continue
-            quiet += STREAM_POLL_SECONDS
+            quiet = 0.0 if batch else await _idle(quiet)
             if quiet >= STREAM_KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keep-alive\n\n"
-            await asyncio.sleep(STREAM_POLL_SECONDS)
 
+    return _event_stream(events())
+
+
+async def _idle(quiet: float) -> float:
+    """Wait one poll; how long the stream has been quiet since its last message."""
+    await asyncio.sleep(STREAM_POLL_SECONDS)
+    return quiet + STREAM_POLL_SECONDS
+
+
+def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
-        events(),
+        events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -409,20 +415,12 @@ async def stream_all_events(context: ApiContext, request: Request, _: Principal)
                 shaped = {"executionArn": record.execution_arn, **event_shape(record)}
                 yield _sse("history", shaped, f"{feed.epoch}-{seq}")
             after = batch.position
-            if batch.events:
-                quiet = 0.0
-                continue
-            quiet += STREAM_POLL_SECONDS
+            quiet = 0.0 if batch.events else await _idle(quiet)
             if quiet >= STREAM_KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keep-alive\n\n"
-            await asyncio.sleep(STREAM_POLL_SECONDS)
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _event_stream(events())
 
 
 async def openapi(_context: ApiContext, request: Request, _: Principal) -> Response:

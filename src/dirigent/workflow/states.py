@@ -79,14 +79,13 @@ def wait_seconds(state: WaitState, frame: Frame, effective: Json, now: datetime)
             return float(value)
         text = jsonata.evaluate_template(state.timestamp, frame.bindings(), field="Timestamp")
         try:
-            moment = timestamps.parse_timestamp(text)
+            return _until(text, now)
         except (timestamps.InvalidTimestamp, TypeError) as exc:
             raise StatesFailure(
                 failure.QUERY_EVALUATION,
                 "The Timestamp field cannot be parsed as an ISO-8601 extended offset "
                 f"date-time format string: {text}",
             ) from exc
-        return max(0.0, (moment - now).total_seconds())
     if state.seconds is not MISSING:
         return float(state.seconds)
     if state.seconds_path is not None:
@@ -107,18 +106,22 @@ def wait_seconds(state: WaitState, frame: Frame, effective: Json, now: datetime)
             )
         return float(value)
     if state.timestamp is not MISSING:
-        return max(0.0, (timestamps.parse_timestamp(state.timestamp) - now).total_seconds())
+        return _until(state.timestamp, now)  # checked by the parser
     assert state.timestamp_path is not None
     value = dataflow.read_path(frame, state.timestamp_path, effective, "TimestampPath")
     try:
-        moment = timestamps.parse_timestamp(value)
+        return _until(value, now)
     except (timestamps.InvalidTimestamp, TypeError) as exc:
         raise StatesFailure(
             failure.RUNTIME,
             "The TimestampPath parameter does not reference a valid ISO-8601 extended "
             f"offset date-time format string: {state.timestamp_path} == {_plain(value)}",
         ) from exc
-    return max(0.0, (moment - now).total_seconds())
+
+
+def _until(text: Json, now: datetime) -> float:
+    """Seconds from ``now`` to the timestamp ``text`` (0 once it has passed)."""
+    return max(0.0, (timestamps.parse_timestamp(text) - now).total_seconds())
 
 
 def _plain(value: Json) -> str:
