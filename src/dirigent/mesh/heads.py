@@ -1,0 +1,141 @@
+"""Recognising plain HTTP/1.1 message heads in one pass, for the data plane's fast lane.
+
+The listeners parse with httptools, which calls back into Python once per
+header and per message event. Most requests and responses crossing the mesh
+are plain: a whole head in one read, a handful of headers, a body framed by
+``Content-Length``. For those, two functions here answer in one call what
+the parser's callbacks would have told piece by piece:
+
+- :func:`scan_request` reads a request head at the start of ``data``: method,
+  target, headers (names lowercased, values as sent), where the head ends,
+  the body's length, whether the connection stays open, and the Host,
+  Connection and traceparent values the listeners note while parsing;
+- :func:`scan_response` says whether a response head may be passed on to
+  the client byte for byte (it carries no hop-by-hop header and a
+  ``Content-Length``) and gives its status, where it ends and the length.
+
+Both return None for anything they do not recognise as plain: an unknown
+method, a target that is not origin-form or holds unusual characters, a
+version other than HTTP/1.1, ``Transfer-Encoding``, ``Upgrade``, a
+``Connection`` other than ``close`` or ``keep-alive``, a repeated or odd
+``Content-Length``, a header line that is not ``token: value`` with a
+non-empty value free of control characters, non-ASCII bytes and trailing
+blanks, or a head not yet all there. None is never an error: the caller
+falls back to httptools, which then decides (and, for bad bytes, refuses).
+That leaves these functions one duty only: whatever they accept must read
+exactly as httptools reads it, which the unit tests check on generated
+heads.
+
+The functions are compiled (``_heads.c``) when the package is installed;
+this module's pure-Python versions give the same answers and stand in when
+the extension is missing. This module must never do I/O or keep state.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["COMPILED", "RequestScan", "ResponseScan", "scan_request", "scan_response"]
+
+#: (method, target, headers, end of head, body length, keep-alive, host, connection, traceparent)
+RequestScan = tuple[
+    bytes,
+    bytes,
+    list[tuple[bytes, bytes]],
+    int,
+    int,
+    bool,
+    bytes | None,
+    bytes | None,
+    bytes | None,
+]
+#: (status, end of head, body length)
+ResponseScan = tuple[int, int, int]
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# A value: no leading blanks (they are skipped), no trailing ones, no controls.
+_VALUE = rb"[\x21-\x7e](?:[\x21-\x7e \t]*[\x21-\x7e])?"
+_LINES = rb"(?:" + _TOKEN + rb":[ \t]*" + _VALUE + rb"\r\n)*"
+_REQUEST = re.compile(
+    rb"(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (/[-._~:/?\[\]@!$&'()*+,;=%0-9A-Za-z]*)"
+    rb" HTTP/1\.1\r\n(" + _LINES + rb")\r\n"
+)
+_RESPONSE = re.compile(rb"HTTP/1\.1 ([0-9]{3})(?: [\x20-\x7e\t]*)?\r\n(" + _LINES + rb")\r\n")
+_HEADER = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")\r\n")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+#: response headers that keep a head from passing on unchanged (hop-by-hop)
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+     b"transfer-encoding", b"upgrade", b"proxy-authorization"}
+)  # fmt: skip
+
+
+def scan_request(data: bytes) -> RequestScan | None:
+    """A plain request head at the start of ``data``; None if it is not (or not all there)."""
+    found = _REQUEST.match(data)
+    if found is None:
+        return None
+    method, target, block = found.groups()
+    headers: list[tuple[bytes, bytes]] = []
+    host = connection = traceparent = None
+    length: int | None = None
+    keep_alive = True
+    for name, value in _HEADER.findall(block):
+        name = name.lower()
+        if name == b"host":
+            if host is None:
+                host = value
+        elif name == b"connection":
+            lowered = value.lower()
+            if connection is not None or lowered not in (b"close", b"keep-alive"):
+                return None
+            keep_alive = lowered != b"close"
+            connection = value
+        elif name == b"traceparent":
+            if traceparent is None:
+                traceparent = value
+        elif name == b"content-length":
+            if length is not None or not _DIGITS.fullmatch(value):
+                return None
+            length = int(value)
+        elif name in (b"transfer-encoding", b"upgrade"):
+            return None
+        headers.append((name, value))
+    return (
+        method, target, headers, found.end(), length or 0, keep_alive, host, connection,
+        traceparent,
+    )  # fmt: skip
+
+
+def scan_response(data: bytes) -> ResponseScan | None:
+    """A response head that may pass on unchanged (status, end, length); None otherwise."""
+    found = _RESPONSE.match(data)
+    if found is None:
+        return None
+    status = int(found.group(1))
+    if status < 200 or status > 599 or status in (204, 304):
+        return None  # framed by their status, not their length
+    length: int | None = None
+    for name, value in _HEADER.findall(found.group(2)):
+        name = name.lower()
+        if name in _HOP_BY_HOP:
+            return None
+        if name == b"content-length":
+            if length is not None or not _DIGITS.fullmatch(value):
+                return None
+            length = int(value)
+    if length is None:
+        return None  # framed by the connection's end
+    return status, found.end(), length
+
+
+#: the pure-Python versions, kept by name for the tests that hold the compiled ones to them
+python_scan_request = scan_request
+python_scan_response = scan_response
+
+try:
+    from dirigent.mesh._heads import scan_request, scan_response  # type: ignore[assignment]
+except ImportError:  # built without a C compiler: the pure-Python versions serve
+    COMPILED = False
+else:
+    COMPILED = True
