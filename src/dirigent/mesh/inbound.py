@@ -285,6 +285,18 @@ class _Exchange(Relay):
             return
         self.begin_relay(connection, status, headers, request.keep_alive, request.method == b"HEAD")
 
+    def response_whole(self, connection: Connection, status: int, data: bytes) -> bool:
+        """The replica's whole response, its head passed on as it came."""
+        if not self.request.keep_alive:
+            return False  # the general path adds "connection: close"
+        self.status = status
+        client = self.client
+        client.write(data)
+        self.inbound.pool.release(connection)
+        self._done()
+        client.finish(True)
+        return True
+
     def response_end(self, connection: Connection) -> None:
         self.end_relay()
         self.inbound.pool.release(connection)

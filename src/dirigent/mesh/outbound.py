@@ -296,6 +296,27 @@ class Exchange(Relay):
         request = self.request
         self.begin_relay(connection, status, headers, request.keep_alive, request.method == b"HEAD")
 
+    def response_whole(self, connection: Connection, status: int, data: bytes) -> bool:
+        """response_head, response_body and response_end at once, the head passed on as it came."""
+        request = self.request
+        route = self.route
+        assert route is not None
+        # The general path would add "connection: close" or rewrite headers.
+        if not request.keep_alive or route.response_ops is not None:
+            return False
+        self.connection = None
+        self._end_attempt()
+        if self._retried(status, 500 <= status <= 599):
+            connection.close()  # as response_head does with an answer it retries
+            return True
+        self.status = status
+        client = self.client
+        client.write(data)
+        self.plan.pool.release(connection)
+        self._done()
+        client.finish(True)
+        return True
+
     def _switch(self, connection: Connection, headers: list[tuple[bytes, bytes]]) -> None:
         """The upstream agreed to an upgrade: from here on, bytes both ways."""
         self.status = 101
@@ -536,6 +557,12 @@ class Shadow:
             connection.close()  # a mirror is never joined to anybody
             self.connection = None
             self._end()
+
+    def response_whole(self, connection: Connection, status: int, data: bytes) -> bool:  # noqa: ARG002 - dropped
+        self.connection = None
+        self.plan.pool.release(connection)
+        self._end()
+        return True
 
     def response_body(self, piece: bytes) -> None:
         pass

@@ -6,6 +6,13 @@ it: the head once complete, each body piece as it comes (the very bytes the
 event loop handed in, so a relay can write them on without copying), the end.
 No task, future or stream sits between the socket and the receiver.
 
+A response that arrives whole in one read, with a head that may pass on
+unchanged (no hop-by-hop header, a ``Content-Length``:
+:func:`dirigent.mesh.heads.scan_response`), is handed over in one call,
+:meth:`Receiver.response_whole`, as the very bytes read; a receiver that
+cannot pass it on as it is (it must rewrite headers or close the client's
+connection) declines, and httptools parses it as any other.
+
 A connection whose response ended cleanly goes back to its endpoint's idle
 list in the :class:`Pool` and serves the next request to that endpoint; one
 that failed, timed out or was told to close is closed. Opening honours
@@ -30,6 +37,7 @@ from typing import Protocol
 
 import httptools
 
+from dirigent.mesh.heads import scan_response
 from dirigent.mesh.http1 import HOP_BY_HOP
 
 #: idle connections kept per endpoint; more are closed when given back
@@ -45,6 +53,13 @@ class Receiver(Protocol):
         self, connection: Connection, status: int, headers: list[tuple[bytes, bytes]]
     ) -> None:
         """``headers`` are the end-to-end ones only, already filtered as forwarded."""
+
+    def response_whole(self, connection: Connection, status: int, data: bytes) -> bool:
+        """A whole response whose head may pass on unchanged; False: parse it piece by piece.
+
+        On True the response is the receiver's: the connection has no
+        receiver any more and is the receiver's to release or close.
+        """
 
     def response_body(self, piece: bytes) -> None: ...
 
@@ -72,6 +87,8 @@ class Connection(asyncio.Protocol):
         self.keep_alive = False
         self._head_only = False
         self._in_head = True
+        #: nothing of the current response has reached httptools yet
+        self._fresh = False
         self.served = 0
         self.reused = False
         self.closed = False
@@ -102,6 +119,8 @@ class Connection(asyncio.Protocol):
         self.chunked = False
         self._head_only = head_only
         self._in_head = True
+        # A response to HEAD has a length but no body: httptools handles it.
+        self._fresh = not head_only
         assert self.transport is not None
         self.transport.write(payload)
 
@@ -167,6 +186,15 @@ class Connection(asyncio.Protocol):
             # Bytes nobody asked for (on an idle connection): it cannot be trusted.
             self.close()
             return
+        if self._fresh:
+            self._fresh = False
+            found = scan_response(data)
+            if found is not None and found[1] + found[2] == len(data):
+                self.receiver = None
+                self.keep_alive = True  # HTTP/1.1, a length and no Connection header
+                if receiver.response_whole(self, found[0], data):
+                    return
+                self.receiver = receiver
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:

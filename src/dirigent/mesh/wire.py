@@ -10,6 +10,14 @@ and says when it is done with :meth:`ServerConnection.finish`; a slow client
 pushes back through ``pause_writing``, which the handler is told about so it
 can stop reading its upstream.
 
+A request whose head and body arrive whole in one read, with nothing after
+them, takes the fast lane: :func:`dirigent.mesh.heads.scan_request` reads it
+in one call, and httptools is not involved. Anything it does not recognise as
+plain (chunked bodies, upgrades, heads split across reads, pipelined
+requests, unusual bytes) goes through httptools as before; so does every
+read while httptools is inside a message or a request is being answered,
+which keeps requests in order.
+
 Request bodies are held whole, up to ``max_body`` (a retry must send them
 again); a larger body, or bytes that are not HTTP/1.1, get 400 and the
 connection is closed.
@@ -35,6 +43,7 @@ import httptools
 
 from dirigent.mesh import http1
 from dirigent.mesh.ca import peer_identity
+from dirigent.mesh.heads import scan_request
 
 #: the largest request body held (a retry must send it again)
 MAX_BODY = 8 * 2**20
@@ -121,6 +130,10 @@ class ServerConnection(asyncio.Protocol):
         self._upgrade: bytes | None = None
         self._body: list[bytes] = []
         self._size = 0
+        #: httptools has begun a message it has not finished: the next bytes are its
+        self._mid = False
+        #: no tunnel, no upgrade pending, not broken, not closed: reads may take the fast lane
+        self._plain = True
         #: a request is being answered; the next waits in the queue
         self.busy = False
         self.closed = False
@@ -153,6 +166,21 @@ class ServerConnection(asyncio.Protocol):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
+        if self._plain and not self.busy and not self._mid and not self._queue:
+            found = scan_request(data)
+            if found is not None:
+                method, target, headers, end, length, keep_alive, host, connection, trace = found
+                if end + length == len(data) and length <= self._max_body:
+                    # Exactly one whole request: what on_message_complete would have made.
+                    self.busy = True
+                    self._dispatch(
+                        self,
+                        Request(
+                            method, target, headers, data[end:] if length else b"", keep_alive,
+                            connection=connection, host=host, traceparent=trace,
+                        ),
+                    )  # fmt: skip
+                    return
         if self._tunnel is not None:
             self._tunnel(data)
             return
@@ -180,6 +208,7 @@ class ServerConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - why is not needed
         self.closed = True
+        self._plain = False
         self._queue.clear()
         if self.backpressure is not None:
             self.backpressure(False)  # nobody to wait for any more
@@ -198,6 +227,9 @@ class ServerConnection(asyncio.Protocol):
             self.backpressure(False)
 
     # -- httptools callbacks ----------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._mid = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -226,6 +258,7 @@ class ServerConnection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._mid = False
         body = self._body
         parser = self._parser
         upgrade = self._upgrade if parser.should_upgrade() else None
@@ -286,6 +319,7 @@ class ServerConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._plain = False
         if self.transport is not None:
             self.transport.close()
 
@@ -300,6 +334,7 @@ class ServerConnection(asyncio.Protocol):
     def open_tunnel(self, sink: Callable[[bytes], None], closed: Callable[[], None]) -> None:
         """After a 101: every byte read from now on (and those held) goes to ``sink``."""
         self.busy = True  # for good: no request follows on this connection
+        self._plain = False
         early, self._early = self._early or [], None
         if self.closed:
             closed()
@@ -325,6 +360,7 @@ class ServerConnection(asyncio.Protocol):
     def _upgraded(self, rest: bytes) -> None:
         """The parser stopped after an upgrade request: hold what follows for its tunnel."""
         self._early = []
+        self._plain = False
         if rest:
             self._hold(rest)
 
@@ -339,6 +375,7 @@ class ServerConnection(asyncio.Protocol):
     def _bad_request(self) -> None:
         # Requests parsed before the bad bytes are answered first, in order.
         self._broken = True
+        self._plain = False
         if self.busy:
             return
         if self._queue:
