@@ -67,6 +67,10 @@ class _ObservedTx:
         if record.status != "RUNNING":
             self._stopped.append(record)
 
+    def update_executions(self, records: list[ExecutionRecord]) -> None:
+        self._tx.update_executions(records)
+        self._stopped.extend(record for record in records if record.status != "RUNNING")
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +24,23 @@ _SIGNALS: dict[str, type[Any]] = {
     for cls in (Start, Stop, TaskStarted, TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired)
 }
 
+#: each signal type's name and fields, worked out once (every result is encoded)
+_SIGNAL_FIELDS: dict[type[Any], tuple[str, tuple[str, ...]]] = {
+    cls: (name, tuple(f.name for f in fields(cls))) for name, cls in _SIGNALS.items()
+}
+
 #: a signal the engine itself interprets (it is not given to the core)
 REDRIVE = "Redrive"
 
 
 def encode_signal(signal: Signal) -> str:
-    return json.dumps({"type": type(signal).__name__, **asdict(signal)})
+    # Field by field rather than asdict(), which deep-copies a result's whole
+    # payload only for json to walk it again; signals hold JSON values only.
+    name, names = _SIGNAL_FIELDS[type(signal)]
+    data: dict[str, Any] = {"type": name}
+    for field_name in names:
+        data[field_name] = getattr(signal, field_name)
+    return json.dumps(data)
 
 
 def encode_redrive() -> str:

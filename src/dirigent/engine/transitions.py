@@ -23,7 +23,7 @@ from dirigent.asl.scope import Entropy
 from dirigent.engine import codec
 from dirigent.engine.errors import ServiceError
 from dirigent.store.port import Transaction
-from dirigent.store.records import EventRecord, ExecutionRecord, TaskRecord
+from dirigent.store.records import EventRecord, ExecutionRecord, SignalRecord, TaskRecord
 from dirigent.workflow.context import ExecutionInfo
 from dirigent.workflow.execution import Execution
 from dirigent.workflow.signals import (
@@ -42,6 +42,9 @@ from dirigent.workflow.threads import machine_index
 
 #: task kinds this engine runs itself, in its worker pool
 LOCAL_KINDS = ("lambda", "lambda:invoke", "http")
+
+#: compact JSON for history details and snapshots; one encoder, not one per call
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @lru_cache(maxsize=256)
@@ -103,6 +106,41 @@ class Outcome:
     timers: bool = False
 
 
+@dataclass(slots=True)
+class Writes:
+    """The rows a batch of transitions writes, gathered so that each kind goes
+    to the store in one statement rather than one per transition.
+
+    Flush before the transaction reads anything these rows could change (the
+    signal queue above all: a consumed signal must not be claimed again).
+    """
+
+    events: list[EventRecord] = field(default_factory=list)
+    executions: list[ExecutionRecord] = field(default_factory=list)
+    signals: list[tuple[str, float, str]] = field(default_factory=list)
+    consumed: list[int] = field(default_factory=list)
+    tasks: list[TaskRecord] = field(default_factory=list)
+    #: tokens of task rows that are done with (finished or cancelled)
+    done: list[str] = field(default_factory=list)
+    #: tokens of tasks that ran and now wait for their token to come back
+    tasks_waiting: list[str] = field(default_factory=list)
+
+    def flush(self, tx: Transaction) -> None:
+        # Rows put before rows deleted: a task scheduled and cancelled within the
+        # batch must end up gone.
+        with tx.pipelined():
+            tx.delete_signals(self.consumed)
+            tx.append_events(self.events)
+            tx.update_executions(self.executions)
+            tx.add_signals(self.signals)
+            tx.put_tasks(self.tasks)
+            tx.delete_tasks(self.done)
+            for token in self.tasks_waiting:
+                tx.set_task_status(token, "waiting", None, None)
+        self.events, self.executions, self.signals = [], [], []
+        self.consumed, self.tasks, self.done, self.tasks_waiting = [], [], [], []
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a transition needs from the engine around it."""
@@ -126,13 +164,18 @@ def advance(
     extra: Sequence[Signal] = (),
     redrive: bool = False,
     fresh: bool = False,
+    due: Sequence[SignalRecord] | None = None,
+    writes: Writes | None = None,
 ) -> ExecutionRecord:
     """Apply every due signal (and ``extra``) to one execution, inside ``tx``.
 
     ``fresh``: the execution was inserted in this very transaction, so no signal
-    can be waiting for it and the queue is not read.
+    can be waiting for it and the queue is not read. ``due``: its due signals,
+    read already by the caller (for a batch of executions at once). ``writes``:
+    gather the rows there for the caller to flush, instead of writing them now.
     """
-    due = [] if fresh else tx.due_signals(record.arn, now)
+    if due is None:
+        due = [] if fresh else tx.due_signals(record.arn, now)
     if not due and not extra and not redrive:
         # Another node consumed the signals between the claim and now.
         return record
@@ -153,8 +196,9 @@ def advance(
             step = execution.handle(signal, moment)
         events.extend(step.events)
         commands.extend(step.commands)
-    tx.delete_signals([s.id for s in due])
-    tx.append_events(
+    batch = Writes() if writes is None else writes
+    batch.consumed.extend(s.id for s in due)
+    batch.events.extend(
         [
             EventRecord(
                 record.arn,
@@ -162,32 +206,40 @@ def advance(
                 e.previous_event_id,
                 e.timestamp.timestamp(),
                 e.type,
-                json.dumps(e.details, separators=(",", ":")),
+                _compact(e.details),
             )
             for e in events
         ]
     )
-    updated = replace(
-        record,
-        status=execution.status if execution.status != "PENDING" else "RUNNING",
-        snapshot=json.dumps(execution.snapshot(), separators=(",", ":")),
-        event_count=execution.event_count,
-    )
-    _carry_out(tx, updated, commands, now=now, ctx=ctx, outcome=outcome)
-    for command in commands:
-        if isinstance(command, Finish):
-            updated = replace(
-                updated,
-                output=None
-                if command.output is None and command.status != "SUCCEEDED"
-                else json.dumps(command.output),
-                error=command.error,
-                cause=command.cause,
-                stopped_at=now,
-            )
-            outcome.finished.append(record.arn)
-            _notify_parent(tx, updated, command, now, outcome)
-    tx.update_execution(updated)
+    status = execution.status if execution.status != "PENDING" else "RUNNING"
+    snapshot = _compact(execution.snapshot())
+    finish = next((c for c in commands if isinstance(c, Finish)), None)
+    if finish is None:
+        updated = replace(record, status=status, snapshot=snapshot,
+                          event_count=execution.event_count)  # fmt: skip
+    else:
+        output = (
+            None
+            if finish.output is None and finish.status != "SUCCEEDED"
+            else json.dumps(finish.output)
+        )
+        updated = replace(
+            record,
+            status=status,
+            snapshot=snapshot,
+            event_count=execution.event_count,
+            output=output,
+            error=finish.error,
+            cause=finish.cause,
+            stopped_at=now,
+        )
+    _carry_out(tx, updated, commands, now=now, ctx=ctx, outcome=outcome, writes=batch)
+    if finish is not None:
+        outcome.finished.append(record.arn)
+        _notify_parent(tx, updated, finish, now, outcome)
+    batch.executions.append(updated)
+    if writes is None:
+        batch.flush(tx)
     outcome.advanced += 1
     return updated
 
@@ -200,12 +252,15 @@ def _carry_out(
     now: float,
     ctx: Context,
     outcome: Outcome,
+    writes: Writes,
 ) -> None:
-    timers: list[tuple[str, float, str]] = []
-    tasks: list[TaskRecord] = []
+    timers = writes.signals
+    tasks = writes.tasks
     cancelled: list[str] = []
+    timed = False
     for command in commands:
         if isinstance(command, StartTimer):
+            timed = True
             timers.append(
                 (record.arn, command.due.timestamp(), codec.encode_signal(_timer(command)))
             )
@@ -267,11 +322,10 @@ def _carry_out(
                     )
                 )
                 outcome.touched.add(record.arn)
-    tx.add_signals(timers)
-    outcome.timers = outcome.timers or bool(timers)
-    tx.put_tasks(tasks)
+                timed = True
+    outcome.timers = outcome.timers or timed
     if cancelled:
-        tx.delete_tasks(cancelled)
+        writes.done.extend(cancelled)
         outcome.local_tasks[:] = [t for t in outcome.local_tasks if t.token not in cancelled]
 
 

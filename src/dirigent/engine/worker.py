@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from dirigent.engine import codec
 from dirigent.engine.dispatch import Resolver, run_task
 from dirigent.engine.functions import FunctionRegistry
-from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, advance
+from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, Writes, advance
 from dirigent.store.port import Store, StoreError, Transaction
-from dirigent.store.records import TaskRecord
-from dirigent.workflow.signals import TaskFailed
+from dirigent.store.records import ExecutionRecord, SignalRecord, TaskRecord
+from dirigent.workflow.signals import Signal, TaskFailed
 
 log = logging.getLogger("dirigent.engine")
 
@@ -183,17 +183,8 @@ class Worker:
                 if now >= self._renew_at:
                     self._renew_leases(tx, now)
                 records = tx.claim_executions(now, self.batch)
-                for record in records:
-                    try:
-                        advance(tx, record, now, self.context, outcome)
-                    except StoreError:
-                        raise
-                    except Exception:
-                        # Not the store's fault: one execution cannot be advanced.
-                        # Next time each goes in a transaction of its own, so the
-                        # one at fault is found and the others are not held up.
-                        self._isolate = True
-                        raise
+                if records:
+                    self._advance_all(tx, records, now, outcome, Writes())
                 next_due = tx.next_due()
         except BaseException:
             with self._finished_lock:
@@ -221,21 +212,55 @@ class Worker:
         by_execution: dict[str, list[_Finished]] = {}
         for item in finished:
             by_execution.setdefault(item.task.execution_arn, []).append(item)
-        for arn, items in by_execution.items():
-            record = tx.claim_execution(arn)
-            if record is None or record.status != "RUNNING":
-                _apply_finished(tx, items, now)
-                continue
-            _apply_finished(tx, items, now, enqueue=False)
-            signals = [codec.decode_signal(body) for item in items for body in item.bodies]
+        if not by_execution:
+            return
+        writes = Writes()
+        claimed: list[ExecutionRecord] = []
+        results: dict[str, list[Signal]] = {}
+        for record in tx.claim_executions_named(list(by_execution)):
+            if record.status == "RUNNING":
+                claimed.append(record)
+                items = by_execution.pop(record.arn)
+                _apply_finished(writes, items, now, enqueue=False)
+                signals = [codec.decode_signal(body) for item in items for body in item.bodies]
+                results[record.arn] = [s for s in signals if not isinstance(s, str)]
+        for items in by_execution.values():
+            # Held by another node, or over: the results wait in the queue.
+            _apply_finished(writes, items, now)
+        self._advance_all(tx, claimed, now, outcome, writes, results=results)
+
+    def _advance_all(
+        self,
+        tx: Transaction,
+        records: list[ExecutionRecord],
+        now: float,
+        outcome: Outcome,
+        writes: Writes,
+        *,
+        results: dict[str, list[Signal]] | None = None,
+    ) -> None:
+        """Advance claimed executions, their due signals read and their rows
+        written one statement per kind for the whole batch (with what ``writes``
+        holds already)."""
+        due: dict[str, list[SignalRecord]] = {}
+        if records:
+            for signal in tx.due_signals_of([record.arn for record in records], now):
+                due.setdefault(signal.execution_arn, []).append(signal)
+        for record in records:
             try:
                 advance(tx, record, now, self.context, outcome,
-                        extra=[s for s in signals if not isinstance(s, str)])  # fmt: skip
+                        extra=(results or {}).get(record.arn, ()), due=due.get(record.arn, []),
+                        writes=writes)  # fmt: skip
             except StoreError:
                 raise
             except Exception:
+                # Not the store's fault: one execution cannot be advanced. Next
+                # time each goes in a transaction of its own, so the one at fault
+                # is found and the others are not held up.
                 self._isolate = True
                 raise
+        # Before the transaction reads the queue again: consumed signals go now.
+        writes.flush(tx)
 
     def _run_isolated(self) -> int:
         self._isolate = False
@@ -346,7 +371,9 @@ class Worker:
                 record = tx.claim_execution(finished.task.execution_arn)
                 if record is not None and record.status == "RUNNING":
                     # The result goes straight into the transition, not through the queue.
-                    _apply_finished(tx, [finished], now, enqueue=False)
+                    writes = Writes()
+                    _apply_finished(writes, [finished], now, enqueue=False)
+                    writes.flush(tx)
                     extra = [codec.decode_signal(body) for body in finished.bodies]
                     advance(
                         tx,
@@ -357,7 +384,9 @@ class Worker:
                         extra=[signal for signal in extra if not isinstance(signal, str)],
                     )
                 else:
-                    _apply_finished(tx, [finished], now)
+                    writes = Writes()
+                    _apply_finished(writes, [finished], now)
+                    writes.flush(tx)
         except Exception:
             log.exception("could not commit the result of task %s here", finished.task.token)
             with self._finished_lock:
@@ -383,13 +412,17 @@ class Worker:
 
 
 def _apply_finished(
-    tx: Transaction, finished: list[_Finished], now: float, *, enqueue: bool = True
+    writes: Writes, finished: list[_Finished], now: float, *, enqueue: bool = True
 ) -> None:
     """Record what finished tasks produced: their rows' new state and (unless the
     caller feeds them to the transition itself) their signals."""
-    tx.delete_tasks([f.task.token for f in finished if not f.keep_waiting])
     for item in finished:
         if item.keep_waiting:
-            tx.set_task_status(item.task.token, "waiting", None, None)
+            # .waitForTaskToken: the row stays, waiting for the token to come back.
+            writes.tasks_waiting.append(item.task.token)
+        else:
+            writes.done.append(item.task.token)
     if enqueue:
-        tx.add_signals([(f.task.execution_arn, now, body) for f in finished for body in f.bodies])
+        writes.signals.extend(
+            (f.task.execution_arn, now, body) for f in finished for body in f.bodies
+        )

@@ -77,6 +77,10 @@ class ExecutionTx(Protocol):
         """
         ...
 
+    def update_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        """:meth:`update_execution` for many executions, in one statement."""
+        ...
+
     def list_executions(
         self,
         *,
@@ -111,7 +115,17 @@ class WorkTx(Protocol):
         """One execution, locked for this transaction; ``None`` if it is missing or taken."""
         ...
 
+    def claim_executions_named(self, arns: Sequence[str]) -> list[ExecutionRecord]:
+        """:meth:`claim_execution` for many executions in one statement: those of
+        ``arns`` that exist and no other transaction holds, in no particular order."""
+        ...
+
     def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]: ...
+    def due_signals_of(self, execution_arns: Sequence[str], now: float) -> list[SignalRecord]:
+        """:meth:`due_signals` of many executions in one statement, each execution's
+        in due time, then id, order."""
+        ...
+
     def delete_signals(self, ids: Sequence[int]) -> None: ...
     def next_due(self) -> float | None: ...
     def put_tasks(self, tasks: Sequence[TaskRecord]) -> None: ...
@@ -133,6 +147,16 @@ class WorkTx(Protocol):
 
 class Transaction(CatalogTx, ExecutionTx, WorkTx, Protocol):
     """One database transaction with every group of operations."""
+
+    def pipelined(self) -> AbstractContextManager[None]:
+        """A block of writes that may travel to the database together, without
+        waiting for each statement's answer (one round trip, not one each).
+
+        Only batch writes belong inside (events, signals, tasks, executions'
+        progress): a failure in the block, a taken key included, surfaces by its
+        end as an error for the whole transaction, which must then roll back.
+        """
+        ...
 
 
 class Store(Protocol):

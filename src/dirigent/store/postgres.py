@@ -111,11 +111,8 @@ class PostgresStore:
         connection = self._connection()
         try:
             with connection.transaction() as block:
-                yield SqlTransaction(
-                    POSTGRES,
-                    lambda sql, params: self._run(connection, sql, params),
-                    lambda sql, rows: self._run_many(connection, sql, rows),
-                )
+                session = _Session(connection)
+                yield SqlTransaction(POSTGRES, session.run, session.run_many, session.pipelined)
         except psycopg.OperationalError as exc:  # the commit itself, or a lost rollback
             _lost(exc)
         # psycopg ends a block quietly when its connection is already broken: a
@@ -128,3 +125,45 @@ class PostgresStore:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+
+
+class _Session:
+    """One transaction's statements on its connection, pipelined or not."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+        self._piped = False
+
+    def run(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return PostgresStore._run(self._connection, statement, params)
+
+    def run_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not self._piped:
+            PostgresStore._run_many(self._connection, statement, rows)
+            return
+        # In a pipeline nothing is answered before its end: a taken key is not
+        # skipped and counted but fails the statement, and so the block.
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.executemany(statement, rows)
+        except pg_errors.UniqueViolation as exc:
+            raise Conflict(str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            _lost(exc)
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        if self._piped:
+            yield
+            return
+        try:
+            with self._connection.pipeline():
+                self._piped = True
+                try:
+                    yield
+                finally:
+                    self._piped = False
+        except pg_errors.UniqueViolation as exc:
+            raise Conflict(str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            _lost(exc)

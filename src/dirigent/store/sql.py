@@ -8,7 +8,9 @@ types in migrations). Nothing outside ``dirigent.store`` runs SQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from dirigent.store.port import batched
@@ -87,8 +89,14 @@ def _select(table: str, record_type: type[Any]) -> str:
     return f"SELECT {', '.join(_columns(record_type))} FROM {table}"
 
 
+#: each record type's row, read in one C call: rows are built on every transition
+_ROW: Mapping[type[Any], Callable[[Any], tuple[Any, ...]]] = {
+    record_type: attrgetter(*names) for record_type, names in _COLUMNS.items()
+}
+
+
 def _values(record: Any) -> tuple[Any, ...]:
-    return tuple(getattr(record, name) for name in _columns(type(record)))
+    return _ROW[type(record)](record)
 
 
 _EVENT_COLUMNS = "execution_arn, id, previous_id, ts, type, details"
@@ -106,15 +114,26 @@ _EXECUTION_PROGRESS = (
 _UPDATE_PROGRESS = (
     f"UPDATE executions SET {', '.join(f'{n} = ?' for n in _EXECUTION_PROGRESS)} WHERE arn = ?"
 )
+_PROGRESS_ROW = attrgetter(*_EXECUTION_PROGRESS, "arn")
 
 
 class SqlTransaction:
     """Every operation of the port over one open database transaction."""
 
-    def __init__(self, dialect: Dialect, run: Run, run_many: RunMany) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        run: Run,
+        run_many: RunMany,
+        pipeline: Callable[[], AbstractContextManager[None]] = nullcontext,
+    ) -> None:
         self._dialect = dialect
         self._run_raw = run
         self._run_many_raw = run_many
+        self._pipeline = pipeline
+
+    def pipelined(self) -> AbstractContextManager[None]:
+        return self._pipeline()
 
     def _run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._run_raw(self._dialect.sql(statement), params)
@@ -245,8 +264,10 @@ class SqlTransaction:
     def update_execution(self, record: ExecutionRecord) -> None:
         # Only what a transition can change: rewriting the input and definition
         # on every transition would multiply what each commit writes.
-        params = [getattr(record, n) for n in _EXECUTION_PROGRESS] + [record.arn]
-        self._run(_UPDATE_PROGRESS, params)
+        self._run(_UPDATE_PROGRESS, _PROGRESS_ROW(record))
+
+    def update_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        self._many(_UPDATE_PROGRESS, [_PROGRESS_ROW(record) for record in records])
 
     def list_executions(
         self,
@@ -322,6 +343,27 @@ class SqlTransaction:
             + self._dialect.lock("executions")
         )
         return self._one(ExecutionRecord, query, (arn,))
+
+    def claim_executions_named(self, arns: Sequence[str]) -> list[ExecutionRecord]:
+        claimed: list[ExecutionRecord] = []
+        for chunk in batched(list(arns), 500):
+            query = (
+                _select("executions", ExecutionRecord)
+                + f" WHERE arn IN ({', '.join('?' * len(chunk))})"
+                + self._dialect.lock("executions")
+            )
+            claimed.extend(self._all(ExecutionRecord, query, chunk))
+        return claimed
+
+    def due_signals_of(self, execution_arns: Sequence[str], now: float) -> list[SignalRecord]:
+        due: list[SignalRecord] = []
+        for chunk in batched(list(execution_arns), 500):
+            query = (
+                "SELECT id, execution_arn, due_at, body FROM signals WHERE execution_arn IN "
+                f"({', '.join('?' * len(chunk))}) AND due_at <= ? ORDER BY due_at, id"
+            )
+            due.extend(self._all(SignalRecord, query, [*chunk, now]))
+        return due
 
     def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]:
         query = (
