@@ -556,6 +556,84 @@ def test_claim_executions_returns_only_executions_with_a_due_signal(store: Store
         assert {e.name for e in tx.claim_executions(50.0, 10)} == {"due", "future"}
 
 
+def test_claim_executions_named_returns_those_that_exist(store: Store) -> None:
+    a, b = execution("a"), execution("b")
+    write(store, lambda tx: (tx.insert_execution(a), tx.insert_execution(b)))
+    with store.transaction() as tx:
+        claimed = tx.claim_executions_named([b.arn, execution("missing").arn, a.arn])
+        assert sorted(claimed, key=lambda r: r.name) == [a, b]
+        assert tx.claim_executions_named([]) == []
+
+
+def test_due_signals_of_many_executions_are_each_ones_due_in_order(store: Store) -> None:
+    a, b, c = execution("a").arn, execution("b").arn, execution("c").arn
+    write(
+        store,
+        lambda tx: tx.add_signals(
+            [
+                (a, 20.0, "a-late"),
+                (b, 3.0, "b"),
+                (a, 10.0, "a-first"),
+                (c, 1.0, "c"),
+                (a, 99.0, "a-future"),
+            ]
+        ),
+    )
+    with store.transaction() as tx:
+        due = tx.due_signals_of([a, b], 20.0)
+        assert tx.due_signals_of([], 20.0) == []
+    by_execution: dict[str, list[str]] = {}
+    for signal in due:
+        by_execution.setdefault(signal.execution_arn, []).append(signal.body)
+    assert by_execution == {a: ["a-first", "a-late"], b: ["b"]}
+
+
+def test_update_executions_saves_each_ones_progress(store: Store) -> None:
+    a, b = execution("a"), execution("b")
+    write(store, lambda tx: (tx.insert_execution(a), tx.insert_execution(b)))
+    done = replace(a, status="SUCCEEDED", output="1", stopped_at=5.0, event_count=4)
+    moved = replace(b, snapshot='{"at": "Ship"}', event_count=7)
+    write(store, lambda tx: tx.update_executions([done, moved]))
+    with store.transaction() as tx:
+        assert tx.get_execution(a.arn) == done
+        assert tx.get_execution(b.arn) == moved
+
+
+def test_pipelined_writes_commit_with_their_transaction(store: Store) -> None:
+    record = execution("a")
+    write(store, lambda tx: tx.insert_execution(record))
+    with store.transaction() as tx, tx.pipelined():
+        tx.append_events([event(record.arn, 1), event(record.arn, 2)])
+        tx.add_signals([(record.arn, 1.0, "go")])
+        tx.put_tasks([task("t1")])
+        tx.delete_tasks(["t1"])
+    with store.transaction() as tx:
+        events = tx.list_events(record.arn, after_id=0, limit=10, reverse=False)
+        assert [e.id for e in events] == [1, 2]
+        assert [s.body for s in tx.due_signals(record.arn, 5.0)] == ["go"]
+        assert tx.get_task("t1") is None
+
+
+def test_a_taken_key_in_a_pipelined_block_fails_and_rolls_back_the_transaction(
+    store: Store,
+) -> None:
+    record = execution("a")
+    write(store, lambda tx: (tx.insert_execution(record), tx.append_events([event(record.arn, 1)])))
+
+    def clash() -> None:
+        with store.transaction() as tx:
+            tx.add_signals([(record.arn, 1.0, "lost")])
+            with tx.pipelined():
+                tx.append_events([event(record.arn, 2), event(record.arn, 1)])
+
+    with pytest.raises(Conflict):
+        clash()
+    with store.transaction() as tx:
+        assert tx.due_signals(record.arn, 5.0) == []
+        events = tx.list_events(record.arn, after_id=0, limit=10, reverse=False)
+        assert [e.id for e in events] == [1]
+
+
 def test_claim_executions_takes_the_longest_waiting_first(store: Store) -> None:
     # a ready execution must not starve behind others, whatever its arn
     records = [execution(n) for n in ("a", "b", "c", "d")]
