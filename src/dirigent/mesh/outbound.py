@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dirigent.mesh import http1
@@ -196,11 +198,30 @@ class Exchange(Relay):
         route = self.route
         assert route is not None
         if route.timed:
-            timeout = retry.try_timeout(route.retries, proxy.clock(), self.deadline)
-            if timeout is not None:
-                loop = asyncio.get_running_loop()
-                self.timer = loop.call_later(timeout, self._timed_out, self.attempt)
-        self._acquire()
+            if self.attempt == 1 and route.deadlines is not None:
+                # Every first attempt of this route has the same timeout: one
+                # queue and one timer for all of them, not a timer each.
+                route.deadlines.add(self, self.started + route.first_timeout, proxy.clock)
+            else:
+                timeout = retry.try_timeout(route.retries, proxy.clock(), self.deadline)
+                if timeout is not None:
+                    loop = asyncio.get_running_loop()
+                    self.timer = loop.call_later(timeout, self.timed_out, self.attempt)
+        # The common case of _acquire, inline: an idle pooled connection.
+        connection = plan.pool.take_idle((endpoint.host, endpoint.port))
+        if connection is None:
+            self._acquire()
+        elif plan.expected is None:
+            self.connection = connection
+            request = self.request
+            host = state.hosts.get(connection.address) or state.host_line(connection.address)
+            payload = b"".join((
+                request.method, b" ", self.target, b" HTTP/1.1\r\nhost: ", host, b"\r\n",
+                self.head,
+            ))  # fmt: skip
+            connection.send(self, payload, request.method == b"HEAD")
+        else:
+            self._send(connection)
 
     def _acquire(self) -> None:
         """A connection within the destination's limit: idle, new, or queued for one."""
@@ -232,7 +253,7 @@ class Exchange(Relay):
     def woken(self, attempt: int) -> None:
         """A connection freed up while this request was queued for one."""
         self.plan.state.counters.dequeue()
-        if self._attempt_open(attempt):  # not if it timed out meanwhile
+        if self.attempt_open(attempt):  # not if it timed out meanwhile
             self._acquire()
 
     def _connected(self, task: asyncio.Task[Connection], *, attempt: int) -> None:
@@ -241,14 +262,14 @@ class Exchange(Relay):
             self.connecting = None
         if task.cancelled() or task.exception() is not None:
             state.connection_closed()
-            if self._attempt_open(attempt):
+            if self.attempt_open(attempt):
                 self._fail(Failure.CONNECT_FAILURE)
             return
         connection = task.result()
         connection.owner = state
         connection.on_close = state.connection_closed
         connection.on_idle = state.wake_one
-        if not self._attempt_open(attempt):
+        if not self.attempt_open(attempt):
             connection.close()
             return
         self._send(connection)
@@ -306,7 +327,12 @@ class Exchange(Relay):
             return False
         self.connection = None
         self._end_attempt()
-        if self._retried(status, 500 <= status <= 599):
+        failed = status >= 500
+        # _retried can only observe and say no to a success outside the
+        # retriable set while no endpoint has a run of failures: skipped then.
+        if (failed or status in route.retriable or self.plan.state.outliers.running) and (
+            self._retried(status, failed)
+        ):
             connection.close()  # as response_head does with an answer it retries
             return True
         self.status = status
@@ -352,8 +378,8 @@ class Exchange(Relay):
             return
         self._fail(Failure.RESET)
 
-    def _timed_out(self, attempt: int) -> None:
-        if not self._attempt_open(attempt):
+    def timed_out(self, attempt: int) -> None:
+        if not self.attempt_open(attempt):
             return
         self.timer = None
         if self.connection is not None:
@@ -369,7 +395,8 @@ class Exchange(Relay):
 
     # -- outcomes -----------------------------------------------------------
 
-    def _attempt_open(self, attempt: int) -> bool:
+    def attempt_open(self, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` is still waiting for its outcome."""
         return attempt == self.attempt and self.endpoint is not None
 
     def _end_attempt(self) -> None:
@@ -459,6 +486,55 @@ class Exchange(Relay):
             route.name if route is not None else "none", self.request.method, self.target,
             self.status, self.start_wall, duration, self.traceparent, self.parent_id,
         )  # fmt: skip
+
+
+class Deadlines:
+    """The first attempts' timeouts of one route, kept in order behind one timer.
+
+    A route's first attempts all have the same timeout, so their deadlines
+    come in the order the requests do: a queue with one timer armed for the
+    earliest stands for a timer per request (arming and cancelling a loop
+    timer costs more than the rest of a request's bookkeeping). Entries of
+    attempts that ended are dropped from the front as new ones arrive and
+    skipped when the timer fires; a deadline out of order (a clock that went
+    back) gets a timer of its own, so none fires late.
+    """
+
+    __slots__ = ("_clock", "_entries", "_timer")
+
+    def __init__(self) -> None:
+        self._entries: deque[tuple[float, Exchange, int]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._clock: Callable[[], float] | None = None
+
+    def add(self, exchange: Exchange, at: float, clock: Callable[[], float]) -> None:
+        entries = self._entries
+        while entries and not entries[0][1].attempt_open(entries[0][2]):
+            entries.popleft()
+        if entries and at < entries[-1][0]:
+            loop = asyncio.get_running_loop()
+            exchange.timer = loop.call_later(at - clock(), exchange.timed_out, exchange.attempt)
+            return
+        entries.append((at, exchange, exchange.attempt))
+        if self._timer is None:
+            self._clock = clock
+            self._timer = asyncio.get_running_loop().call_later(at - clock(), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        entries = self._entries
+        assert self._clock is not None
+        now = self._clock()
+        while entries:
+            at, exchange, attempt = entries[0]
+            if not exchange.attempt_open(attempt):
+                entries.popleft()
+            elif at <= now:
+                entries.popleft()
+                exchange.timed_out(attempt)
+            else:
+                self._timer = asyncio.get_running_loop().call_later(at - now, self._fire)
+                return
 
 
 class Shadow:

@@ -55,7 +55,7 @@ from types import MappingProxyType
 from dirigent.mesh.config import DestinationPolicy, HttpRoute, MeshPolicy, MtlsMode
 from dirigent.mesh.counters import BreakerCounters, OutlierTracker
 from dirigent.mesh.endpoints import EndpointTable
-from dirigent.mesh.outbound import Exchange, Shadow
+from dirigent.mesh.outbound import Deadlines, Exchange, Shadow
 from dirigent.mesh.policy import ratelimit, retry
 from dirigent.mesh.policy.balance import (
     Algorithm,
@@ -139,13 +139,15 @@ class RoutePlan:
       one frozenset (empty with no retries left to give: ``retry.decide``
       could only give up); statuses are ints, failures ``Failure`` members;
     - ``timed``: only a route with a timeout or a per-try timeout reads the
-      clock for ``retry.try_timeout`` and sets a timer;
+      clock for ``retry.try_timeout`` and sets a timer; first attempts share
+      one (``deadlines``), as their timeout is always ``first_timeout``;
     - ``request_ops``/``response_ops``: header rewrites compiled to bytes.
     """
 
     __slots__ = (
-        "matches", "mirror", "name", "rate_limit", "request_ops", "response_ops", "retriable",
-        "retries", "route", "series", "split", "subset", "timed", "timeout",
+        "deadlines", "first_timeout", "matches", "mirror", "name", "rate_limit", "request_ops",
+        "response_ops", "retriable", "retries", "route", "series", "split", "subset", "timed",
+        "timeout",
     )  # fmt: skip
 
     def __init__(self, route: HttpRoute) -> None:
@@ -159,6 +161,10 @@ class RoutePlan:
         self.timeout = route.timeout
         self.retries = policy = route.retries
         self.timed = route.timeout is not None or policy.per_try_timeout is not None
+        #: what retry.try_timeout gives a first attempt (it starts at the request's start)
+        self.first_timeout = retry.try_timeout(policy, 0.0, route.timeout) or 0.0
+        #: the queue behind which first attempts wait for their timeout
+        self.deadlines = Deadlines() if self.timed else None
         outcomes: list[Outcome] = [*_STATUSES, *Failure]
         self.retriable: frozenset[Outcome] = (
             frozenset(o for o in outcomes if retry.retriable(policy, o))
