@@ -49,12 +49,15 @@ SPAN_BUFFER = 10_000
 class Series:
     """The figures of one (reporter, source, destination, route)."""
 
-    __slots__ = ("buckets", "in_flight", "labels", "log_fields", "statuses", "total")
+    __slots__ = ("buckets", "in_flight", "labels", "log_fields", "log_request", "statuses", "total")
 
     def __init__(self, labels: bytes) -> None:
         self.labels = labels
         #: the fixed fields of this series' access-log lines, made on the first one
         self.log_fields: str | None = None
+        #: the last (method, path) logged and their escaped fields: a route
+        #: mostly sees the same few, and escaping costs more than comparing
+        self.log_request: tuple[bytes, bytes, str] = (b"", b"", _REQUEST_FIELDS % ('""', '""'))
         self.statuses: dict[int, int] = {}
         self.buckets = [0] * (len(BUCKETS) + 1)
         self.total = 0.0
@@ -211,8 +214,9 @@ class SpanBuffer:
 # json.JSONEncoder(separators=(",", ":")) writes the same object (the unit
 # tests compare them): strings through the encoder's own ASCII escaping,
 # floats and ints through their repr, as the encoder does.
-_LINE = '{"time":%r,%s,"method":%s,"path":%s,"status":%d,"duration_ms":%r,%s}'
-_IDS = '"trace_id":"%s","span_id":"%s"'
+_LINE = '{"time":%s,%s,%s,"status":%d,"duration_ms":%s,"trace_id":"%s","span_id":"%s"}'
+_REQUEST_FIELDS = '"method":%s,"path":%s'
+_SIX_PLACES, _THREE_PLACES = "%.6f", "%.3f"
 _escape_json: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
@@ -279,10 +283,31 @@ class Telemetry:
             fixed = series.log_fields
             if fixed is None:
                 fixed = series.log_fields = _fixed_fields(kind, source, destination, route)
+            last_method, last_path, request = series.log_request
+            if method != last_method or path != last_path:
+                request = _REQUEST_FIELDS % (
+                    _escape_json(method.decode("latin-1")),
+                    _escape_json(path.decode("latin-1")),
+                )
+                series.log_request = (method, path, request)
+            # What the encoder writes for round(x, 6) and round(x, 3): the same
+            # digits, as "%.6f" gives them, without trailing zeros: half the
+            # cost, and exact where repr() writes no exponent and every
+            # six-place value is its own float (a clock's seconds, a duration).
+            if 1e-4 <= start < 2**32:
+                when = (_SIX_PLACES % start).rstrip("0")
+                when = when + "0" if when[-1] == "." else when
+            else:
+                when = repr(round(start, 6))
+            millis = duration * 1000
+            if millis < 1e9:
+                took = (_THREE_PLACES % millis).rstrip("0")
+                took = took + "0" if took[-1] == "." else took
+            else:
+                took = repr(round(millis, 3))
+            ids = traceparent.decode()
             access_log(
                 _LINE % (
-                    round(start, 6), fixed, _escape_json(method.decode("latin-1")),
-                    _escape_json(path.decode("latin-1")), status, round(duration * 1000, 3),
-                    _IDS % (traceparent[3:35].decode(), traceparent[36:52].decode()),
+                    when, fixed, request, status, took, ids[3:35], ids[36:52],
                 )
             )  # fmt: skip
