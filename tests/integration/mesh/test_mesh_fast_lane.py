@@ -1,0 +1,189 @@
+"""The fast lane forwards exactly what httptools' general path forwards, on real sockets.
+
+Each scenario runs three times through the outbound proxy: with the
+compiled head scanning, with its pure-Python versions, and with scanning
+turned off (every byte through httptools, as before the fast lane). The
+upstream must receive the same bytes each time, and the client the same
+responses (read back as status, headers and body: a head passed on as it
+came keeps the upstream's spelling, a rebuilt one is lowercased) and the
+same end of its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import httptools
+import pytest
+
+from dirigent.mesh import heads, upstream, wire
+from dirigent.mesh.endpoints import EndpointTable
+from dirigent.mesh.policy.balance import Endpoint
+from dirigent.mesh.proxy import Proxy
+
+from .kit import on_uvloop, policy
+
+PLAIN = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Kind: plain\r\n\r\nhello"
+LANES: dict[str, tuple[Callable[[bytes], object], Callable[[bytes], object]]] = {
+    "python": (heads.python_scan_request, heads.python_scan_response),
+    "httptools only": (lambda data: None, lambda data: None),
+}
+if heads.COMPILED:
+    LANES["compiled"] = (heads.scan_request, heads.scan_response)
+
+#: one response as the client reads it: status, (lowercased name, value) sorted, body
+Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+class _Responses:
+    def __init__(self) -> None:
+        self.done: list[Response] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body = b""
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        self.done.append((self.parser.get_status_code(), sorted(self._headers), self._body))
+        self._headers, self._body = [], b""
+
+
+async def run_scenario(
+    pieces: list[bytes], answer: bytes, count: int
+) -> tuple[list[bytes], list[Response], bool]:
+    """(what the upstream read, the responses the client read, whether the proxy closed)."""
+    seen: list[bytes] = []
+    address = b""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                # The Host names the upstream's port, new in every run.
+                head = head.replace(address, b"upstream")
+                seen.append(head + await reader.readexactly(length))
+                writer.write(answer)
+                await writer.drain()
+                if b"close" in answer.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    address = b"127.0.0.1:%d" % port
+    table = EndpointTable()
+    table.update("payments", [Endpoint("127.0.0.1", port)])
+    loop = asyncio.get_running_loop()
+    proxy = Proxy(policy(), table, clock=loop.time, rng=random.Random(7))
+    listener = await proxy.listen()
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", listener.sockets[0].getsockname()[1]
+    )
+    responses = _Responses()
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.02)  # each piece its own read on the proxy's side
+        while len(responses.done) < count:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            assert data, "the proxy closed before answering"
+            responses.parser.feed_data(data)
+        try:
+            closed = await asyncio.wait_for(reader.read(1), 0.1) == b""
+        except TimeoutError:
+            closed = False
+    finally:
+        writer.close()
+        listener.close()
+        server.close()
+        proxy.close()
+    return seen, responses.done, closed
+
+
+GET = b"GET /charge HTTP/1.1\r\nHost: payments\r\nAccept: */*\r\n\r\n"
+POST = b"POST /charge?id=1 HTTP/1.1\r\nHost: payments\r\nContent-Length: 4\r\n\r\nabcd"
+SCENARIOS = {
+    "a plain GET": ([GET], PLAIN, 1),
+    "a POST with its body": ([POST], PLAIN, 1),
+    "a head split across reads": ([GET[:20], GET[20:]], PLAIN, 1),
+    "a body in a read of its own": ([POST[:-4], POST[-4:]], PLAIN, 1),
+    "two requests pipelined in one read": ([GET + POST], PLAIN, 2),
+    "keep-alive requests one after another": ([GET, POST, GET], PLAIN, 3),
+    "connection: close from the client": (
+        [b"GET / HTTP/1.1\r\nHost: payments\r\nConnection: close\r\n\r\n"], PLAIN, 1,
+    ),
+    "a header the Connection header names": (
+        [b"GET / HTTP/1.1\r\nHost: payments\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\n"],
+        PLAIN, 1,
+    ),
+    "a chunked request body": (
+        [b"POST / HTTP/1.1\r\nHost: payments\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"3\r\nabc\r\n0\r\n\r\n"], PLAIN, 1,
+    ),
+    "a traceparent to continue": (
+        [b"GET / HTTP/1.1\r\nHost: payments\r\n"
+         b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"],
+        PLAIN, 1,
+    ),
+    "a chunked response": (
+        [GET], b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 1,
+    ),
+    "a response with a hop-by-hop header": (
+        [GET], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n\r\nhi", 1,
+    ),
+    "a response that closes its connection": (
+        [GET, GET], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", 2,
+    ),
+    "an error response": ([GET], b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope", 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@on_uvloop
+async def test_every_lane_forwards_what_httptools_forwards(scenario: str) -> None:
+    pieces, answer, count = SCENARIOS[scenario]
+    results = {}
+    for lane, (scan_request, scan_response) in LANES.items():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(wire, "scan_request", scan_request)
+            patch.setattr(upstream, "scan_response", scan_response)
+            results[lane] = await run_scenario(pieces, answer, count)
+    general = results.pop("httptools only")
+    for lane, result in results.items():
+        assert result == general, lane
+
+
+@on_uvloop
+async def test_a_plain_exchange_takes_the_fast_lane_both_ways() -> None:
+    taken: list[str] = []
+
+    def scan_request(data: bytes) -> heads.RequestScan | None:
+        found = heads.scan_request(data)
+        taken.extend(["request"] if found is not None else [])
+        return found
+
+    def scan_response(data: bytes) -> heads.ResponseScan | None:
+        found = heads.scan_response(data)
+        taken.extend(["response"] if found is not None else [])
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wire, "scan_request", scan_request)
+        patch.setattr(upstream, "scan_response", scan_response)
+        _, responses, _ = await run_scenario([GET, POST], PLAIN, 2)
+    assert [status for status, _, _ in responses] == [200, 200]
+    assert taken == ["request", "response", "request", "response"]
