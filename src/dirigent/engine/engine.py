@@ -30,7 +30,7 @@ from dirigent.engine.errors import (
 )
 from dirigent.engine.executions import Executions
 from dirigent.engine.functions import FunctionRegistry
-from dirigent.engine.transitions import Context, Outcome
+from dirigent.engine.transitions import Context, Outcome, Resident
 from dirigent.engine.worker import Worker
 from dirigent.entropy import SystemEntropy
 from dirigent.store.port import Store, Transaction
@@ -82,6 +82,7 @@ class Engine:
             lease_seconds=self.settings.lease_seconds,
             runs_tasks=False,
             start_child=self._start_child,
+            resident=Resident(),
         )
         self.worker = Worker(
             store,

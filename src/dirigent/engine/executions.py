@@ -32,7 +32,7 @@ from dirigent.engine.errors import (
     ValidationException,
 )
 from dirigent.engine.groupcommit import GroupCommit
-from dirigent.engine.transitions import Context, Outcome, advance
+from dirigent.engine.transitions import Context, Outcome, Writes, advance
 from dirigent.store.port import Conflict, Store, Transaction
 from dirigent.store.records import EventRecord, ExecutionRecord
 from dirigent.workflow.history import detail_key
@@ -133,7 +133,9 @@ class Executions:
         answer, _ = self._starts.submit(start)
         return answer
 
-    def _start_in(self, tx: Transaction, start: _Start) -> tuple[dict[str, Any], Outcome]:
+    def _start_in(
+        self, tx: Transaction, start: _Start, writes: Writes
+    ) -> tuple[dict[str, Any], Outcome]:
         now = self.clock()
         outcome = Outcome()
         machine, definition, role, started_with = self.catalog.resolve_target(
@@ -175,6 +177,7 @@ class Executions:
             outcome,
             extra=[Start(start.input)],
             fresh=True,
+            writes=writes,
         )
         return {"executionArn": arn, "startDate": when(now)}, outcome
 

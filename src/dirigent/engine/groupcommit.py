@@ -8,7 +8,9 @@ keep arriving. A request that fails on its own (an unknown state machine, a
 taken name) raises for its caller alone, and must have written nothing before
 failing; a transaction that fails as a whole fails every request in it.
 
-This module never decides what a request does: the caller passes the function.
+This module never decides what a request does: the caller passes the function,
+which gets the batch's :class:`Writes` to gather its rows into: they are written
+once for the whole batch, one statement per kind, before it commits.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from dirigent.engine.errors import ServiceError
+from dirigent.engine.transitions import Writes
 from dirigent.store.port import Store, Transaction
 
 Q = TypeVar("Q")
@@ -43,7 +46,7 @@ class GroupCommit(Generic[Q, A]):
     def __init__(
         self,
         store: Store,
-        run: Callable[[Transaction, Q], A],
+        run: Callable[[Transaction, Q, Writes], A],
         after: Callable[[list[A]], None] | None = None,
     ) -> None:
         self._store = store
@@ -77,12 +80,14 @@ class GroupCommit(Generic[Q, A]):
         answered: list[A] = []
         try:
             with self._store.transaction() as tx:
+                writes = Writes()
                 for item in batch:
                     try:
-                        item.answer = self._run(tx, item.request)
+                        item.answer = self._run(tx, item.request, writes)
                         answered.append(item.answer)
                     except ServiceError as exc:
                         item.error = exc
+                writes.flush(tx)
         except BaseException as exc:  # the transaction failed: nothing in it holds
             for item in batch:
                 item.error, item.answer = exc, None

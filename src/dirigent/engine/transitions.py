@@ -11,6 +11,7 @@ transition, never in between, and no signal is applied twice.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -70,7 +71,11 @@ def info_for(record: ExecutionRecord) -> ExecutionInfo:
     )
 
 
-def load(record: ExecutionRecord, entropy: Entropy) -> Execution:
+def load(record: ExecutionRecord, entropy: Entropy, resident: Resident | None = None) -> Execution:
+    if resident is not None:
+        kept = resident.take(record)
+        if kept is not None:
+            return kept
     machine, machines = machine_for(record.definition)
     info = info_for(record)
     if record.snapshot is None:
@@ -90,6 +95,40 @@ def load(record: ExecutionRecord, entropy: Entropy) -> Execution:
         token_prefix=record.token_prefix,
         machines=machines,
     )
+
+
+class Resident:
+    """Executions kept in memory between their transitions on this node.
+
+    Restoring an execution from its snapshot (parse the JSON, rebuild its
+    threads) costs about as much as the transition itself. An execution is kept
+    together with the snapshot text its last transition wrote, and handed out
+    again only when the row just claimed holds that very text: if anything else
+    advanced it since (another node, a stop), or that transition never
+    committed, the texts differ and the execution is restored from the row as
+    usual. Taking removes it, so two threads never share one.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._kept: dict[str, tuple[str, Execution]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, record: ExecutionRecord) -> Execution | None:
+        with self._lock:
+            kept = self._kept.pop(record.arn, None)
+        if kept is None or kept[0] != record.snapshot:
+            return None
+        return kept[1]
+
+    def keep(self, arn: str, snapshot: str, execution: Execution) -> None:
+        if execution.finished:
+            return
+        with self._lock:
+            self._kept[arn] = (snapshot, execution)
+            if len(self._kept) > self._capacity:
+                # The oldest kept first: dicts keep insertion order.
+                del self._kept[next(iter(self._kept))]
 
 
 @dataclass(slots=True)
@@ -152,6 +191,8 @@ class Context:
     #: serves the API leaves them for the nodes whose workers run)
     runs_tasks: bool
     start_child: Callable[[Transaction, ExecutionRecord, ScheduleTask, float, Outcome], None]
+    #: executions kept in memory between transitions (None: always restored)
+    resident: Resident | None = None
 
 
 def advance(
@@ -179,7 +220,7 @@ def advance(
     if not due and not extra and not redrive:
         # Another node consumed the signals between the claim and now.
         return record
-    execution = load(record, ctx.entropy)
+    execution = load(record, ctx.entropy, ctx.resident)
     moment = datetime.fromtimestamp(now, UTC)
     events = []
     commands: list[Command] = []
@@ -238,6 +279,8 @@ def advance(
         outcome.finished.append(record.arn)
         _notify_parent(tx, updated, finish, now, outcome)
     batch.executions.append(updated)
+    if ctx.resident is not None:
+        ctx.resident.keep(record.arn, snapshot, execution)
     if writes is None:
         batch.flush(tx)
     outcome.advanced += 1

@@ -13,6 +13,7 @@ import pytest
 
 from dirigent.engine.errors import ServiceError
 from dirigent.engine.groupcommit import GroupCommit
+from dirigent.engine.transitions import Writes
 from dirigent.store import open_store
 from dirigent.store.port import Store, Transaction
 
@@ -43,7 +44,7 @@ class Refused(ServiceError):
 def test_concurrent_requests_share_a_few_transactions(tmp_path: Path) -> None:
     store = CountingStore(open_store(f"sqlite:///{tmp_path / 'g.db'}"))
     answered: list[list[int]] = []
-    group: GroupCommit[int, int] = GroupCommit(store, lambda tx, n: n * 2, answered.append)
+    group: GroupCommit[int, int] = GroupCommit(store, lambda tx, n, writes: n * 2, answered.append)
     results: dict[int, int] = {}
 
     def call(n: int) -> None:
@@ -63,7 +64,7 @@ def test_concurrent_requests_share_a_few_transactions(tmp_path: Path) -> None:
 def test_a_request_that_fails_alone_fails_only_its_caller(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'g.db'}")
 
-    def run(tx: Transaction, n: int) -> int:
+    def run(tx: Transaction, n: int, writes: Writes) -> int:
         if n == 3:
             raise Refused("three is refused")
         return n
@@ -76,10 +77,29 @@ def test_a_request_that_fails_alone_fails_only_its_caller(tmp_path: Path) -> Non
     store.close()
 
 
+def test_rows_gathered_by_the_requests_commit_with_their_batch(tmp_path: Path) -> None:
+    store = CountingStore(open_store(f"sqlite:///{tmp_path / 'g.db'}"))
+
+    def run(tx: Transaction, n: int, writes: Writes) -> int:
+        writes.signals.append((f"execution-{n}", 0.0, f"signal-{n}"))
+        return n
+
+    group: GroupCommit[int, int] = GroupCommit(store, run)
+    threads = [threading.Thread(target=group.submit, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    with store.inner.transaction() as tx:
+        bodies = [s.body for n in range(10) for s in tx.due_signals(f"execution-{n}", 1.0)]
+    assert bodies == [f"signal-{n}" for n in range(10)]
+    store.close()
+
+
 def test_a_failed_transaction_fails_every_request_in_it(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'g.db'}")
 
-    def run(tx: Transaction, n: Any) -> int:
+    def run(tx: Transaction, n: Any, writes: Writes) -> int:
         raise RuntimeError("the disk is gone")
 
     group: GroupCommit[int, int] = GroupCommit(store, run)
@@ -90,7 +110,7 @@ def test_a_failed_transaction_fails_every_request_in_it(tmp_path: Path) -> None:
 
 def test_under_sustained_load_no_caller_keeps_leading(tmp_path: Path) -> None:
     store = CountingStore(open_store(f"sqlite:///{tmp_path / 'g.db'}"))
-    group: GroupCommit[int, int] = GroupCommit(store, lambda tx, n: n)
+    group: GroupCommit[int, int] = GroupCommit(store, lambda tx, n, writes: n)
     longest = [0.0]
     stop = threading.Event()
 
