@@ -58,13 +58,22 @@ def _finished(store: Store) -> tuple[int, float]:
     return len(rows), max((r.stopped_at or 0.0) for r in rows) if rows else 0.0
 
 
-def _drain(store: Store, began: float, label: str) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _drain(store: Store, began: float, label: str, pid: int, cpu_before: float) -> None:
     deadline = time.monotonic() + 120
     while _running(store) and time.monotonic() < deadline:
         time.sleep(0.2)
     count, last = _finished(store)
+    cpu = (_cpu_seconds(pid) - cpu_before) / max(count, 1) * 1000
     print(f"{label:10s} {count / (last - began):8.0f} executions/s finished "
-          f"({count} executions, 3 steps each)", flush=True)  # fmt: skip
+          f"({count} executions, 3 steps each); {cpu:.2f} ms of CPU each in the "
+          "engine's process", flush=True)  # fmt: skip
 
 
 def through_api(data_dir: Path, args: argparse.Namespace) -> None:
@@ -76,10 +85,10 @@ def through_api(data_dir: Path, args: argparse.Namespace) -> None:
         machine = server.client().create_state_machine(
             name="e2e", definition=json.dumps(DEFINITION), roleArn="arn:aws:iam::1:role/r"
         )["stateMachineArn"]
-        began = time.time()
+        began, cpu_before = time.time(), _cpu_seconds(process.pid)
         run_clients(args.clients, args.seconds, raw_mode(server, machine, "e2e"))
         store = open_store(f"sqlite:///{data_dir / 'dirigent.db'}")
-        _drain(store, began, "API")
+        _drain(store, began, "API", process.pid, cpu_before)
         store.close()
     finally:
         stop_server(process)
@@ -103,9 +112,9 @@ def in_process(data_dir: Path, args: argparse.Namespace) -> None:
 
             return call
 
-        began = time.time()
+        began, cpu_before = time.time(), _cpu_seconds(os.getpid())
         run_clients(args.clients, args.seconds, make)
-        _drain(store, began, "in-process")
+        _drain(store, began, "in-process", os.getpid(), cpu_before)
     finally:
         engine.stop()
         store.close()

@@ -102,6 +102,7 @@ class Engine:
             lambda: self.context,
             self.worker.accept,
             self._pick,
+            loop=self.worker,
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from dirigent.asl.jsontext import size_in_bytes
 from dirigent.engine import codec
@@ -87,6 +87,14 @@ class _Start:
     token_prefix: str
 
 
+class Loop(Protocol):
+    """The worker loop, as far as starts are concerned (see ``Worker.commit_in_loop``)."""
+
+    @property
+    def running(self) -> bool: ...
+    def commit_in_loop(self, run: Callable[[Transaction, Writes, Outcome], Any]) -> Any: ...
+
+
 class Executions:
     def __init__(  # noqa: PLR0917 - wired once, in Engine
         self,
@@ -97,6 +105,7 @@ class Executions:
         transition_context: Callable[[], Context],
         accept: Callable[[Outcome], None],
         pick: Callable[[list[float]], int],
+        loop: Loop | None = None,
     ) -> None:
         self.store = store
         self.arns = arns
@@ -105,8 +114,9 @@ class Executions:
         self.transition_context = transition_context
         self.accept = accept
         self.pick = pick
+        self.loop = loop
         self._starts: GroupCommit[_Start, tuple[dict[str, Any], Outcome]] = GroupCommit(
-            store, self._start_in, self._started
+            store, self._start_alone, self._started
         )
 
     # ------------------------------------------------------------------ start
@@ -114,9 +124,11 @@ class Executions:
     def start_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """``StartExecution``: durable before it returns, as on AWS.
 
-        Concurrent starts share one transaction (see :mod:`groupcommit`), each
-        committing with its execution's first transition, so a burst of starts
-        costs a few fsyncs rather than one each.
+        Each start commits with its execution's first transition. While the
+        worker's loop runs, starts join its transactions (with the results of
+        finished tasks); otherwise concurrent starts share transactions of
+        their own (see :mod:`groupcommit`). Either way a burst of starts costs a
+        few fsyncs rather than one each.
         """
         text = request.get("input", "{}")
         execution_input = parse_payload(text, "input", InvalidExecutionInput)
@@ -130,14 +142,24 @@ class Executions:
             # and the store's lock would be held while the thread gets it back.
             token_prefix=secrets.token_hex(12) + ":",
         )
+        if self.loop is not None and self.loop.running:
+            answer: dict[str, Any] = self.loop.commit_in_loop(
+                lambda tx, writes, outcome: self._start_in(tx, start, writes, outcome)
+            )
+            return answer
         answer, _ = self._starts.submit(start)
         return answer
 
-    def _start_in(
+    def _start_alone(
         self, tx: Transaction, start: _Start, writes: Writes
     ) -> tuple[dict[str, Any], Outcome]:
-        now = self.clock()
         outcome = Outcome()
+        return self._start_in(tx, start, writes, outcome), outcome
+
+    def _start_in(
+        self, tx: Transaction, start: _Start, writes: Writes, outcome: Outcome
+    ) -> dict[str, Any]:
+        now = self.clock()
         machine, definition, role, started_with = self.catalog.resolve_target(
             tx, start.target, self.pick
         )
@@ -166,7 +188,7 @@ class Executions:
                 and existing.status == "RUNNING"
                 and existing.input == start.canonical
             ):
-                return {"executionArn": arn, "startDate": when(existing.started_at)}, outcome
+                return {"executionArn": arn, "startDate": when(existing.started_at)}
             raise ExecutionAlreadyExists(f"Execution Already Exists: '{arn}'") from exc
         # The first transition commits with the start: one fsync fewer per execution.
         advance(
@@ -179,7 +201,7 @@ class Executions:
             fresh=True,
             writes=writes,
         )
-        return {"executionArn": arn, "startDate": when(now)}, outcome
+        return {"executionArn": arn, "startDate": when(now)}
 
     def _started(self, answers: list[tuple[dict[str, Any], Outcome]]) -> None:
         merged = Outcome()

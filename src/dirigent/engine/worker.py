@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dirigent.engine import codec
 from dirigent.engine.dispatch import Resolver, run_task
+from dirigent.engine.errors import ServiceError
 from dirigent.engine.functions import FunctionRegistry
 from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, Writes, advance
 from dirigent.store.port import Store, StoreError, Transaction
@@ -41,6 +43,16 @@ class _Finished:
     task: TaskRecord
     bodies: list[str]
     keep_waiting: bool
+
+
+@dataclass(eq=False)
+class _Request:
+    """Work another thread asked to have done in the loop's next transaction."""
+
+    run: Callable[[Transaction, Writes, Outcome], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: Any = None
+    error: BaseException | None = None
 
 
 @dataclass
@@ -89,6 +101,8 @@ class Worker:
         #: transactions being written by this worker's threads right now
         self._writers = 0
         self._tasks_done = 0
+        #: writes other threads asked to commit with the loop's next transaction
+        self._requests: list[_Request] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -105,12 +119,69 @@ class Worker:
         # Results that finished while the loop wound down are committed now, so
         # their tasks (and side effects) are not run again after a restart.
         with self._finished_lock:
-            parked = bool(self._finished)
+            parked = bool(self._finished) or bool(self._requests)
         if parked:
             try:
                 self.run_once()
             except Exception:
                 log.exception("could not commit the last results; their tasks will run again")
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop's thread is there to take requests (see :meth:`commit_in_loop`)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
+
+    def commit_in_loop(self, run: Callable[[Transaction, Writes, Outcome], Any]) -> Any:
+        """Run ``run`` inside the loop's next transaction; its answer once committed.
+
+        Every writer on one node then shares the loop's transactions: requests
+        arriving from many threads (StartExecution from the API's threads) and
+        the results of finished tasks commit together, one fsync for all, and
+        never queue one by one for the store's lock. ``run`` gathers its rows
+        into the Writes and its local tasks into the Outcome it is given. A
+        :class:`ServiceError` is its caller's alone and must come before it
+        writes anything; any other failure rolls back the whole transaction and
+        is every request's in it. If the loop has stopped, the caller's thread
+        runs the transaction itself.
+        """
+        request = _Request(run)
+        with self._finished_lock:
+            queued = self.running
+            if queued:
+                self._requests.append(request)
+        if not queued:
+            self._run_requests_here([request])
+        else:
+            self._wake.set()
+            request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.answer
+
+    def _run_requests_here(self, requests: list[_Request]) -> None:
+        outcome = Outcome()
+        try:
+            with self.store.transaction() as tx:
+                self._answer(tx, requests, outcome)
+        except BaseException as exc:
+            for request in requests:
+                request.error, request.answer = exc, None
+        else:
+            self._submit(outcome.local_tasks)
+            if outcome.touched or outcome.timers:
+                self._wake.set()
+        for request in requests:
+            request.done.set()
+
+    @staticmethod
+    def _answer(tx: Transaction, requests: list[_Request], outcome: Outcome) -> None:
+        writes = Writes()
+        for request in requests:
+            try:
+                request.answer = request.run(tx, writes, outcome)
+            except ServiceError as exc:
+                request.error = exc
+        writes.flush(tx)
 
     def wake(self) -> None:
         self._wake.set()
@@ -144,7 +215,7 @@ class Worker:
             if advanced:
                 continue
             with self._finished_lock:
-                pending = bool(self._finished)
+                pending = bool(self._finished) or bool(self._requests)
             if pending:
                 continue
             timeout = self.idle_poll
@@ -161,12 +232,15 @@ class Worker:
             return self._run_isolated(), None
         with self._finished_lock:
             finished, self._finished = self._finished, []
+            requests, self._requests = self._requests, []
             self._in_flight.difference_update(f.task.token for f in finished)
             self._writers += 1
         now = self.clock()
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
+                if requests:
+                    self._answer(tx, requests, outcome)
                 self._deliver(tx, finished, now, outcome)
                 if now >= self._reclaim_at:
                     # Tasks whose lease ran out (their node died) are run again here.
@@ -186,19 +260,24 @@ class Worker:
                 if records:
                     self._advance_all(tx, records, now, outcome, Writes())
                 next_due = tx.next_due()
-        except BaseException:
+        except BaseException as exc:
             with self._finished_lock:
                 self._finished = finished + self._finished
+            for request in requests:
+                request.error, request.answer = exc, None
+                request.done.set()
             raise
         finally:
             with self._finished_lock:
                 self._writers -= 1
+        for request in requests:
+            request.done.set()
         self.stats.iterations += 1
         self.stats.transitions += outcome.advanced
         if outcome.advanced or finished:
             self.stats.commits += 1
         self._submit(outcome.local_tasks)
-        return outcome.advanced, next_due
+        return outcome.advanced + len(requests), next_due
 
     def _deliver(
         self, tx: Transaction, finished: list[_Finished], now: float, outcome: Outcome
