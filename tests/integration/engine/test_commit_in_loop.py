@@ -1,0 +1,135 @@
+"""Writes from other threads ride the worker loop's transactions.
+
+``Worker.commit_in_loop`` is how StartExecution shares the loop's commits while
+the loop runs: many callers, few transactions, each caller its own answer or
+its own error, and the caller's own transaction when the loop is not there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dirigent.engine import Engine
+from dirigent.engine.errors import ServiceError
+from dirigent.engine.transitions import Outcome, Writes
+from dirigent.store import Store, open_store
+from dirigent.store.port import Transaction
+
+
+class Refused(ServiceError):
+    code = "Refused"
+
+
+class CountingStore:
+    """A real SQLite store that counts the transactions that write signals."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.writing = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self.inner.transaction() as tx:
+            wrote: list[int] = []
+            yield _Counted(tx, wrote)  # type: ignore[misc]
+        if wrote:
+            self.writing += 1
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Counted:
+    def __init__(self, tx: Transaction, wrote: list[int]) -> None:
+        self._tx = tx
+        self._wrote = wrote
+
+    def add_signals(self, signals: Any) -> None:
+        if signals:
+            self._wrote.append(len(signals))
+        self._tx.add_signals(signals)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+
+def _signal(n: int) -> Any:
+    def run(tx: Transaction, writes: Writes, outcome: Outcome) -> int:
+        if n % 7 == 3:
+            raise Refused(f"{n} is refused")
+        writes.signals.append((f"execution-{n}", 0.0, f"signal-{n}"))
+        return n * 2
+
+    return run
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[Engine, CountingStore]]:
+    store = CountingStore(open_store(f"sqlite:///{tmp_path / 'loop.db'}"))
+    built = Engine(store)  # type: ignore[arg-type]
+    built.start()
+    yield built, store
+    built.stop()
+    store.close()
+
+
+def test_many_callers_share_the_loops_transactions_each_with_its_own_answer(
+    engine: tuple[Engine, CountingStore],
+) -> None:
+    built, store = engine
+    answers: dict[int, Any] = {}
+
+    def call(n: int) -> None:
+        try:
+            answers[n] = built.worker.commit_in_loop(_signal(n))
+        except Refused as exc:
+            answers[n] = exc
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    refused = [n for n in range(60) if n % 7 == 3]
+    assert {n: a for n, a in answers.items() if n not in refused} == {
+        n: n * 2 for n in range(60) if n not in refused
+    }
+    assert all(isinstance(answers[n], Refused) for n in refused)
+    with store.inner.transaction() as tx:
+        kept = {n for n in range(60) if tx.due_signals(f"execution-{n}", 1.0)}
+    # A refused request wrote nothing; every other one committed.
+    assert kept == set(range(60)) - set(refused)
+    assert store.writing < 60, store.writing
+
+
+def test_a_failed_transaction_fails_every_request_in_it(
+    engine: tuple[Engine, CountingStore],
+) -> None:
+    built, _ = engine
+
+    def broken(tx: Transaction, writes: Writes, outcome: Outcome) -> None:
+        raise RuntimeError("the disk is gone")
+
+    with pytest.raises(RuntimeError, match="the disk is gone"):
+        built.worker.commit_in_loop(broken)
+    # The loop goes on serving.
+    assert built.worker.commit_in_loop(_signal(1)) == 2
+
+
+def test_without_the_loop_the_caller_commits_itself(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'alone.db'}")
+    built = Engine(store)
+    try:
+        assert not built.worker.running
+        assert built.worker.commit_in_loop(_signal(2)) == 4
+        with store.transaction() as tx:
+            assert [s.body for s in tx.due_signals("execution-2", 1.0)] == ["signal-2"]
+    finally:
+        store.close()
