@@ -370,9 +370,438 @@ static PyObject *scan_response(PyObject *module, PyObject *arg) {
     return Py_BuildValue("(inL)", status, i, length);
 }
 
+/* -- the forwarded header block ------------------------------------------ */
+
+/* A header as it goes out: borrowed name and value (kept alive by the
+ * caller's list, the ops or the owned list of set pairs). */
+typedef struct {
+    PyObject *name;
+    PyObject *value;
+} Line;
+
+/* ``name`` in lower case: a new reference, the same object when it has no
+ * upper-case letter (names from both parsers are lower case already). */
+static PyObject *lowered(PyObject *name) {
+    const char *p = PyBytes_AS_STRING(name);
+    Py_ssize_t n = PyBytes_GET_SIZE(name);
+    Py_ssize_t i = 0;
+    while (i < n && !(p[i] >= 'A' && p[i] <= 'Z')) {
+        i++;
+    }
+    if (i == n) {
+        Py_INCREF(name);
+        return name;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(p, n);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *q = PyBytes_AS_STRING(out);
+    for (; i < n; i++) {
+        if (q[i] >= 'A' && q[i] <= 'Z') {
+            q[i] = (char)(q[i] + 32);
+        }
+    }
+    return out;
+}
+
+/* A (bytes, bytes) pair's items, borrowed; 0 with TypeError set otherwise. */
+static int pair_of(PyObject *pair, PyObject **name, PyObject **value) {
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(pair, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(pair, 1))) {
+        PyErr_SetString(PyExc_TypeError, "headers are (bytes, bytes) pairs");
+        return 0;
+    }
+    *name = PyTuple_GET_ITEM(pair, 0);
+    *value = PyTuple_GET_ITEM(pair, 1);
+    return 1;
+}
+
+/* Whether ``name`` (lowered) is in the set ``names``: 1, 0, or -1 on error. */
+static int lowered_in(PyObject *name, PyObject *names) {
+    PyObject *key = lowered(name);
+    if (key == NULL) {
+        return -1;
+    }
+    int found = PySet_Contains(names, key);
+    Py_DECREF(key);
+    return found;
+}
+
+/*
+ * header_block(headers, dropped, ops, *tail): heads.header_block's twin.
+ * The lines go into a C array first and the bytes are allocated once at
+ * their final size: no list of parts, no join.
+ */
+static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs < 3) {
+        PyErr_SetString(PyExc_TypeError, "header_block() takes headers, dropped, ops, *tail");
+        return NULL;
+    }
+    PyObject *dropped = args[1], *ops = args[2];
+    if (!PyAnySet_Check(dropped)) {
+        PyErr_SetString(PyExc_TypeError, "header_block(): dropped must be a set");
+        return NULL;
+    }
+    for (Py_ssize_t t = 3; t < nargs; t++) {
+        if (!PyBytes_Check(args[t])) {
+            PyErr_SetString(PyExc_TypeError, "header_block(): the tail is bytes");
+            return NULL;
+        }
+    }
+    PyObject *headers = PySequence_Fast(args[0], "header_block(): headers must be a sequence");
+    if (headers == NULL) {
+        return NULL;
+    }
+    PyObject *replaced = NULL, *added = NULL, *removed = NULL, *placed = NULL, *items = NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(headers);
+    PyObject **given = PySequence_Fast_ITEMS(headers);
+    Line *lines = NULL;
+    Py_ssize_t used = 0, room = count;
+    if (ops != Py_None) {
+        replaced = PyObject_GetAttrString(ops, "set");
+        added = replaced ? PyObject_GetAttrString(ops, "add") : NULL;
+        removed = added ? PyObject_GetAttrString(ops, "remove") : NULL;
+        placed = removed ? PySet_New(NULL) : NULL;
+        items = placed ? PyMapping_Items(replaced) : NULL;
+        if (items == NULL) {
+            goto done;
+        }
+        if (!PyTuple_Check(added) || !PyAnySet_Check(removed)) {
+            PyErr_SetString(PyExc_TypeError, "header_block(): ops must be ByteOps");
+            goto done;
+        }
+        room += PyList_GET_SIZE(items) + PyTuple_GET_SIZE(added);
+    }
+    lines = PyMem_Malloc(sizeof(Line) * (size_t)(room > 0 ? room : 1));
+    if (lines == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *name, *value;
+        if (!pair_of(given[k], &name, &value)) {
+            goto done;
+        }
+        int drop = PySet_Contains(dropped, name);
+        if (drop < 0) {
+            goto done;
+        }
+        if (drop) {
+            continue;
+        }
+        if (replaced != NULL) {
+            /* As rewrite_bytes: a set header takes the place of its first
+             * value, and its later values go. */
+            PyObject *key = lowered(name);
+            if (key == NULL) {
+                goto done;
+            }
+            int hit = PySequence_Contains(replaced, key);
+            if (hit > 0) {
+                int seen = PySet_Contains(placed, key);
+                if (seen == 0) {
+                    PyObject *pair = PyObject_GetItem(replaced, key);
+                    /* The pair is also held by the mapping, which outlives this call. */
+                    Py_XDECREF(pair);
+                    if (pair == NULL || !pair_of(pair, &lines[used].name, &lines[used].value) ||
+                        PySet_Add(placed, key) < 0) {
+                        Py_DECREF(key);
+                        goto done;
+                    }
+                    used++;
+                }
+                hit = seen < 0 ? -1 : 1;
+            }
+            Py_DECREF(key);
+            if (hit < 0) {
+                goto done;
+            }
+            if (hit) {
+                continue;
+            }
+        }
+        lines[used].name = name;
+        lines[used].value = value;
+        used++;
+    }
+    if (replaced != NULL) {
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(items); k++) {
+            PyObject *item = PyList_GET_ITEM(items, k);
+            PyObject *key = PyTuple_GET_ITEM(item, 0);
+            int seen = PySet_Contains(placed, key);
+            if (seen < 0 || (seen == 0 && !pair_of(PyTuple_GET_ITEM(item, 1), &lines[used].name,
+                                                    &lines[used].value))) {
+                goto done;
+            }
+            used += seen == 0;
+        }
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(added); k++) {
+            if (!pair_of(PyTuple_GET_ITEM(added, k), &lines[used].name, &lines[used].value)) {
+                goto done;
+            }
+            used++;
+        }
+        if (PySet_GET_SIZE(removed) > 0) {
+            Py_ssize_t kept = 0;
+            for (Py_ssize_t k = 0; k < used; k++) {
+                int gone = lowered_in(lines[k].name, removed);
+                if (gone < 0) {
+                    goto done;
+                }
+                if (!gone) {
+                    lines[kept++] = lines[k];
+                }
+            }
+            used = kept;
+        }
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t k = 0; k < used; k++) {
+        size += PyBytes_GET_SIZE(lines[k].name) + PyBytes_GET_SIZE(lines[k].value) + 4;
+    }
+    for (Py_ssize_t t = 3; t < nargs; t++) {
+        size += PyBytes_GET_SIZE(args[t]);
+    }
+    result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    for (Py_ssize_t k = 0; k < used; k++) {
+        Py_ssize_t nl = PyBytes_GET_SIZE(lines[k].name), vl = PyBytes_GET_SIZE(lines[k].value);
+        memcpy(out, PyBytes_AS_STRING(lines[k].name), (size_t)nl);
+        out += nl;
+        *out++ = ':';
+        *out++ = ' ';
+        memcpy(out, PyBytes_AS_STRING(lines[k].value), (size_t)vl);
+        out += vl;
+        *out++ = '\r';
+        *out++ = '\n';
+    }
+    for (Py_ssize_t t = 3; t < nargs; t++) {
+        memcpy(out, PyBytes_AS_STRING(args[t]), (size_t)PyBytes_GET_SIZE(args[t]));
+        out += PyBytes_GET_SIZE(args[t]);
+    }
+done:
+    PyMem_Free(lines);
+    Py_XDECREF(items);
+    Py_XDECREF(placed);
+    Py_XDECREF(removed);
+    Py_XDECREF(added);
+    Py_XDECREF(replaced);
+    Py_DECREF(headers);
+    return result;
+}
+
+/* -- the traceparent sent on ---------------------------------------------- */
+
+#define TRACEPARENT_LENGTH 55
+
+static int is_blank(unsigned char c) {
+    /* what bytes.strip() removes */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
+}
+
+static int all_hex(const char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int all_zero(const char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] != '0') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* trace.parse: 1 with the stripped, lowered value in out[55], 0 if invalid. */
+static int parse_traceparent(PyObject *incoming, char *out) {
+    if (!PyBytes_Check(incoming) || PyBytes_GET_SIZE(incoming) < TRACEPARENT_LENGTH) {
+        return 0;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(incoming);
+    Py_ssize_t start = 0, end = PyBytes_GET_SIZE(incoming);
+    while (start < end && is_blank(p[start])) {
+        start++;
+    }
+    while (end > start && is_blank(p[end - 1])) {
+        end--;
+    }
+    Py_ssize_t n = end - start;
+    if (n < TRACEPARENT_LENGTH) {
+        return 0; /* the slices below would come out short and fail their checks */
+    }
+    for (Py_ssize_t i = 0; i < TRACEPARENT_LENGTH; i++) {
+        unsigned char c = p[start + i];
+        out[i] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+    }
+    /* A future version may append fields after the flags; version 00 may not. */
+    if (n != TRACEPARENT_LENGTH && (memcmp(out, "00", 2) == 0 || p[start + TRACEPARENT_LENGTH] != '-')) {
+        return 0;
+    }
+    if (out[2] != '-' || out[35] != '-' || out[52] != '-') {
+        return 0;
+    }
+    if (memcmp(out, "ff", 2) == 0 || !all_hex(out, 2) || !all_hex(out + 3, 32) ||
+        !all_hex(out + 36, 16) || !all_hex(out + 53, 2)) {
+        return 0;
+    }
+    return !all_zero(out + 3, 32) && !all_zero(out + 36, 16);
+}
+
+/* Digits of a non-negative int below 2**64, or -1 (no error set) if it is not one. */
+static int word_of(PyObject *number, unsigned long long *word) {
+    if (!PyLong_Check(number)) {
+        return -1;
+    }
+    *word = PyLong_AsUnsignedLongLong(number);
+    if (*word == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* negative or too large: formatted by Python instead */
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * A new id: bits(size) or 1, as ``width`` hex digits into ``out`` (returns
+ * 0), or, for a draw that is not an int of at most ``width`` digits, as
+ * Python's "%0*x" writes it into a new bytes object in ``*big`` (returns 1);
+ * -1 on error.
+ */
+static int new_id(PyObject *bits, int size, char *out, int width, PyObject **big) {
+    static const char HEX[] = "0123456789abcdef";
+    PyObject *drawn = PyObject_CallFunction(bits, "i", size);
+    if (drawn == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(drawn);
+    if (truth <= 0) {
+        Py_DECREF(drawn);
+        if (truth < 0) {
+            return -1;
+        }
+        drawn = PyLong_FromLong(1); /* zero is the one invalid id */
+        if (drawn == NULL) {
+            return -1;
+        }
+    }
+    unsigned long long low = 0, high = 0;
+    int fits;
+    if (width <= 16) {
+        fits = word_of(drawn, &low) == 0;
+    } else {
+        fits = PyLong_Check(drawn);
+        if (fits) {
+            PyObject *shift = PyLong_FromLong(64);
+            PyObject *upper = shift ? PyNumber_Rshift(drawn, shift) : NULL;
+            Py_XDECREF(shift);
+            if (upper == NULL) {
+                Py_DECREF(drawn);
+                return -1;
+            }
+            fits = word_of(upper, &high) == 0; /* a negative draw shifts to a negative */
+            Py_DECREF(upper);
+            low = PyLong_AsUnsignedLongLongMask(drawn);
+        }
+    }
+    if (fits) {
+        for (int i = width - 1, d = 0; i >= 0; i--, d++) {
+            unsigned long long word = d < 16 ? low : high;
+            out[i] = HEX[(word >> (4 * (d % 16))) & 0xf];
+        }
+        Py_DECREF(drawn);
+        return 0;
+    }
+    PyObject *index = PyNumber_Index(drawn);
+    Py_DECREF(drawn);
+    PyObject *spec = index ? PyUnicode_FromFormat("0%dx", width) : NULL;
+    PyObject *text = spec ? PyObject_Format(index, spec) : NULL;
+    Py_XDECREF(spec);
+    Py_XDECREF(index);
+    if (text == NULL) {
+        return -1;
+    }
+    *big = PyUnicode_AsASCIIString(text);
+    Py_DECREF(text);
+    return *big == NULL ? -1 : 1;
+}
+
+/* "00-<trace id>-<span id>-<flags>" from its three parts. */
+static PyObject *traceparent_of(const char *trace_id, Py_ssize_t trace_len, const char *span,
+                                Py_ssize_t span_len, const char *flags) {
+    PyObject *value = PyBytes_FromStringAndSize(NULL, 3 + trace_len + 1 + span_len + 3);
+    if (value == NULL) {
+        return NULL;
+    }
+    char *v = PyBytes_AS_STRING(value);
+    memcpy(v, "00-", 3);
+    v += 3;
+    memcpy(v, trace_id, (size_t)trace_len);
+    v += trace_len;
+    *v++ = '-';
+    memcpy(v, span, (size_t)span_len);
+    v += span_len;
+    *v++ = '-';
+    memcpy(v, flags, 2);
+    return value;
+}
+
+/* next_traceparent(incoming, bits): trace.next_traceparent's twin, the same
+ * draws in the same order. */
+static PyObject *next_traceparent(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "next_traceparent() takes incoming, bits");
+        return NULL;
+    }
+    PyObject *incoming = args[0], *bits = args[1];
+    char span_digits[16], trace_digits[32], parsed[TRACEPARENT_LENGTH];
+    PyObject *span_big = NULL, *trace_big = NULL, *value = NULL, *parent = NULL, *out = NULL;
+    int span_kind = new_id(bits, 64, span_digits, 16, &span_big);
+    if (span_kind < 0) {
+        return NULL;
+    }
+    const char *span = span_kind ? PyBytes_AS_STRING(span_big) : span_digits;
+    Py_ssize_t span_len = span_kind ? PyBytes_GET_SIZE(span_big) : 16;
+    if (incoming != Py_None && parse_traceparent(incoming, parsed)) {
+        parent = PyBytes_FromStringAndSize(parsed + 36, 16);
+        value = parent ? traceparent_of(parsed + 3, 32, span, span_len, parsed + 53) : NULL;
+    } else {
+        int trace_kind = new_id(bits, 128, trace_digits, 32, &trace_big);
+        if (trace_kind >= 0) {
+            value = trace_kind ? traceparent_of(PyBytes_AS_STRING(trace_big),
+                                                PyBytes_GET_SIZE(trace_big), span, span_len, "01")
+                               : traceparent_of(trace_digits, 32, span, span_len, "01");
+        }
+        parent = Py_None;
+        Py_INCREF(parent);
+    }
+    if (value != NULL && parent != NULL) {
+        out = PyTuple_Pack(2, value, parent);
+    }
+    Py_XDECREF(value);
+    Py_XDECREF(parent);
+    Py_XDECREF(span_big);
+    Py_XDECREF(trace_big);
+    return out;
+}
+
 static PyMethodDef METHODS_TABLE[] = {
     {"scan_request", scan_request, METH_O, "A plain, whole request head at the start of data, or None."},
     {"scan_response", scan_response, METH_O, "A response head that may pass on unchanged, or None."},
+    {"header_block", (PyCFunction)(void (*)(void))header_block, METH_FASTCALL,
+     "The forwarded header lines of a request, then the tail, as one bytes object."},
+    {"next_traceparent", (PyCFunction)(void (*)(void))next_traceparent, METH_FASTCALL,
+     "This hop's traceparent and its parent's span id (trace.next_traceparent)."},
     {NULL, NULL, 0, NULL},
 };
 

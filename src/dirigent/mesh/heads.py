@@ -14,6 +14,16 @@ the parser's callbacks would have told piece by piece:
   the client byte for byte (it carries no hop-by-hop header and a
   ``Content-Length``) and gives its status, where it ends and the length.
 
+Two more build what a listener sends on, from whatever parser read the
+request, so the fast lane and the general path share them:
+
+- :func:`header_block` writes a request's forwarded header lines (minus the
+  dropped names, after the route's header rewrite) followed by a tail, as
+  one bytes object: the loop over the headers, the rewrite and the join in
+  one call;
+- :func:`next_traceparent` is :func:`dirigent.mesh.policy.trace.next_traceparent`
+  (the same draws, the same bytes) without the Python formatting.
+
 Both return None for anything they do not recognise as plain: an unknown
 method, a target that is not origin-form or holds unusual characters, a
 version other than HTTP/1.1, ``Transfer-Encoding``, ``Upgrade``, a
@@ -28,14 +38,22 @@ heads.
 
 The functions are compiled (``_heads.c``) when the package is installed;
 this module's pure-Python versions give the same answers and stand in when
-the extension is missing. This module must never do I/O or keep state.
+the extension is missing (the unit tests hold the compiled ones to them).
+This module must never do I/O or keep state.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence, Set
 
-__all__ = ["COMPILED", "RequestScan", "ResponseScan", "scan_request", "scan_response"]
+from dirigent.mesh.policy.headers import ByteOps, rewrite_bytes
+from dirigent.mesh.policy.trace import next_traceparent
+
+__all__ = [
+    "COMPILED", "RequestScan", "ResponseScan", "header_block", "next_traceparent", "scan_request",
+    "scan_response",
+]  # fmt: skip
 
 #: (method, target, headers, end of head, body length, keep-alive, host, connection, traceparent)
 RequestScan = tuple[
@@ -129,12 +147,43 @@ def scan_response(data: bytes) -> ResponseScan | None:
     return status, found.end(), length
 
 
+def header_block(
+    headers: Sequence[tuple[bytes, bytes]],
+    dropped: Set[bytes],
+    ops: ByteOps | None,
+    *tail: bytes,
+) -> bytes:
+    """``name: value`` lines of the headers not in ``dropped``, rewritten by ``ops``, then ``tail``.
+
+    ``dropped`` is matched against the names as given (both parsers lowercase
+    them); the rewrite is :func:`rewrite_bytes`, applied to what is left.
+    """
+    parts: list[bytes] = []
+    if ops is None:
+        for name, value in headers:
+            if name not in dropped:
+                parts += (name, b": ", value, b"\r\n")
+    else:
+        forwarded = [h for h in headers if h[0] not in dropped]
+        for name, value in rewrite_bytes(ops, forwarded):
+            parts += (name, b": ", value, b"\r\n")
+    parts += tail
+    return b"".join(parts)
+
+
 #: the pure-Python versions, kept by name for the tests that hold the compiled ones to them
 python_scan_request = scan_request
 python_scan_response = scan_response
+python_header_block = header_block
+python_next_traceparent = next_traceparent
 
 try:
-    from dirigent.mesh._heads import scan_request, scan_response  # type: ignore[assignment]
+    from dirigent.mesh._heads import (  # type: ignore[assignment]
+        header_block,
+        next_traceparent,
+        scan_request,
+        scan_response,
+    )
 except ImportError:  # built without a C compiler: the pure-Python versions serve
     COMPILED = False
 else:

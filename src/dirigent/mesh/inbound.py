@@ -38,8 +38,9 @@ from collections.abc import Callable
 
 from dirigent.mesh import http1
 from dirigent.mesh.config import HttpRoute, MeshPolicy, MtlsMode
+from dirigent.mesh.heads import header_block, next_traceparent
 from dirigent.mesh.listener import Listener
-from dirigent.mesh.policy import authz, fault, trace
+from dirigent.mesh.policy import authz, fault
 from dirigent.mesh.policy.routing import RequestHead, first_match
 from dirigent.mesh.relay import Relay
 from dirigent.mesh.telemetry import Series, Telemetry
@@ -201,7 +202,7 @@ class _Exchange(Relay):
         self.source = principal or UNKNOWN_SOURCE
         self.series = inbound.series_for(self.source, route.name if route is not None else "none")
         self.series.start()
-        self.traceparent, self.parent_id = trace.next_traceparent(
+        self.traceparent, self.parent_id = next_traceparent(
             request.traceparent, inbound.rng.getrandbits
         )
         decision = inbound.authorize(principal, request)
@@ -223,31 +224,27 @@ class _Exchange(Relay):
             self._answer(abort, b"fault filter abort\n")
             return
         request, principal = self.request, self.client.principal
-        headers = request.headers
+        dropped = _DROPPED
         if request.connection is not None:
-            headers = http1.forwardable(headers)  # drops the headers Connection names too
-        # One pass straight into the request's bytes: no filtered list first.
-        parts = [request.method, b" ", request.target, b" HTTP/1.1\r\n"]
-        for name, value in headers:
-            if name not in _DROPPED:
-                parts += (name, b": ", value, b"\r\n")
-        parts += (b"traceparent: ", self.traceparent, b"\r\n")
+            # The headers the Connection header names are hop-by-hop too.
+            dropped = _DROPPED | {t.strip().lower() for t in request.connection.split(b",")}
+        tail = [b"traceparent: ", self.traceparent, b"\r\n"]
         if principal is not None:
             identity = self.inbound.identity
-            parts += (
-                b"x-forwarded-client-cert: By=",
-                identity,
-                b";URI=",
-                principal.encode(),
-                b"\r\n",
-            )
+            tail += (b"x-forwarded-client-cert: By=", identity, b";URI=", principal.encode())
+            tail.append(b"\r\n")
         if request.upgrade is not None:
-            parts += (b"connection: upgrade\r\nupgrade: ", request.upgrade, b"\r\n")
+            tail += (b"connection: upgrade\r\nupgrade: ", request.upgrade, b"\r\n")
         body = request.body
         if body or request.method in (b"POST", b"PUT", b"PATCH"):
-            parts += (b"content-length: ", b"%d" % len(body), b"\r\n")
-        parts += (b"\r\n", body)
-        self.head = b"".join(parts)
+            tail += (b"content-length: ", b"%d" % len(body), b"\r\n")
+        tail += (b"\r\n", body)
+        # The request line, then the header lines and the tail in one call.
+        self.head = b"%s %s HTTP/1.1\r\n%s" % (
+            request.method,
+            request.target,
+            header_block(request.headers, dropped, None, *tail),
+        )
         self._acquire()
 
     def _acquire(self) -> None:

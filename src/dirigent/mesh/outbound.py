@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 from dirigent.mesh import http1
 from dirigent.mesh.ca import peer_identity
-from dirigent.mesh.policy import retry, trace
+from dirigent.mesh.heads import header_block, next_traceparent
+from dirigent.mesh.policy import retry
 from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.policy.headers import rewrite_bytes
 from dirigent.mesh.policy.outcome import Failure, Outcome, status_for
@@ -53,6 +54,8 @@ _OVERLOADED = [(b"x-envoy-overloaded", b"true")]
 #: request headers never passed on as they came: hop-by-hop ones, the length
 #: (re-framed), the Host (set per endpoint) and the traceparent (this hop's)
 _DROPPED = http1.HOP_BY_HOP | {b"content-length", b"host", _TRACEPARENT}
+#: methods whose request always states its body's length, even an empty one
+_FRAMED = (b"POST", b"PUT", b"PATCH")
 
 
 class Exchange(Relay):
@@ -116,7 +119,7 @@ class Exchange(Relay):
             series = route.series or proxy.series(plan, route)
         self.series = series
         series.start()
-        self.traceparent, self.parent_id = trace.next_traceparent(
+        self.traceparent, self.parent_id = next_traceparent(
             request.traceparent, proxy.rng.getrandbits
         )
         if route is None:
@@ -153,35 +156,25 @@ class Exchange(Relay):
 
     def _headers(self, request: Request, route: RoutePlan) -> bytes:
         """Everything of the upstream request after its Host line, made once for all attempts."""
-        headers = request.headers
+        dropped = _DROPPED
         if request.connection is not None:
-            named = {
-                token.strip().lower()
-                for name, value in headers
-                if name == b"connection"
-                for token in value.split(b",")
-            }
-            headers = [h for h in headers if h[0] not in named]
-        ops = route.request_ops
-        parts: list[bytes] = []
-        if ops is None:
-            # One pass straight into the header block: no filtered list first.
-            for name, value in headers:
-                if name not in _DROPPED:
-                    parts += (name, b": ", value, b"\r\n")
-        else:
-            forwarded = [h for h in headers if h[0] not in _DROPPED]
-            for name, value in rewrite_bytes(ops, forwarded):
-                parts += (name, b": ", value, b"\r\n")
-        parts += (b"traceparent: ", self.traceparent, b"\r\n")
+            # The headers the Connection header names are hop-by-hop too.
+            dropped = _DROPPED | {t.strip().lower() for t in request.connection.split(b",")}
+        body = request.body
+        if request.upgrade is None and not body and request.method not in _FRAMED:
+            # The common case: lines, rewrite and tail in one call.
+            return header_block(
+                request.headers, dropped, route.request_ops, b"traceparent: ", self.traceparent,
+                b"\r\n\r\n",
+            )  # fmt: skip
+        tail = [b"traceparent: ", self.traceparent, b"\r\n"]
         if request.upgrade is not None:
             # Hop-by-hop, yet what this hop is asked to do: passed on as such.
-            parts += (b"connection: upgrade\r\nupgrade: ", request.upgrade, b"\r\n")
-        body = request.body
-        if body or request.method in (b"POST", b"PUT", b"PATCH"):
-            parts += (b"content-length: ", b"%d" % len(body), b"\r\n")
-        parts += (b"\r\n", body)
-        return b"".join(parts)
+            tail += (b"connection: upgrade\r\nupgrade: ", request.upgrade, b"\r\n")
+        if body or request.method in _FRAMED:
+            tail += (b"content-length: ", b"%d" % len(body), b"\r\n")
+        tail += (b"\r\n", body)
+        return header_block(request.headers, dropped, route.request_ops, *tail)
 
     # -- attempts -----------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The fast lane forwards exactly what httptools' general path forwards, on real sockets.
 
 Each scenario runs three times through the outbound proxy: with the
-compiled head scanning, with its pure-Python versions, and with scanning
-turned off (every byte through httptools, as before the fast lane). The
+compiled helpers of :mod:`dirigent.mesh.heads` (scanning, the forwarded
+header block, the traceparent), with their pure-Python versions, and with
+scanning turned off (every byte through httptools, as before the fast lane,
+and the pure-Python helpers). The
 upstream must receive the same bytes each time, and the client the same
 responses (read back as status, headers and body: a head passed on as it
 came keeps the upstream's spelling, a rebuilt one is lowercased) and the
@@ -18,7 +20,7 @@ from collections.abc import Callable
 import httptools
 import pytest
 
-from dirigent.mesh import heads, upstream, wire
+from dirigent.mesh import heads, outbound, upstream, wire
 from dirigent.mesh.endpoints import EndpointTable
 from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.proxy import Proxy
@@ -26,12 +28,31 @@ from dirigent.mesh.proxy import Proxy
 from .kit import on_uvloop, policy
 
 PLAIN = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Kind: plain\r\n\r\nhello"
-LANES: dict[str, tuple[Callable[[bytes], object], Callable[[bytes], object]]] = {
-    "python": (heads.python_scan_request, heads.python_scan_response),
-    "httptools only": (lambda data: None, lambda data: None),
+#: what each lane puts in place of the helpers the listeners import from heads
+Lane = dict[tuple[object, str], Callable[..., object]]
+PYTHON_HELPERS: Lane = {
+    (outbound, "header_block"): heads.python_header_block,
+    (outbound, "next_traceparent"): heads.python_next_traceparent,
+}
+LANES: dict[str, Lane] = {
+    "python": {
+        (wire, "scan_request"): heads.python_scan_request,
+        (upstream, "scan_response"): heads.python_scan_response,
+        **PYTHON_HELPERS,
+    },
+    "httptools only": {
+        (wire, "scan_request"): lambda data: None,
+        (upstream, "scan_response"): lambda data: None,
+        **PYTHON_HELPERS,
+    },
 }
 if heads.COMPILED:
-    LANES["compiled"] = (heads.scan_request, heads.scan_response)
+    LANES["compiled"] = {
+        (wire, "scan_request"): heads.scan_request,
+        (upstream, "scan_response"): heads.scan_response,
+        (outbound, "header_block"): heads.header_block,
+        (outbound, "next_traceparent"): heads.next_traceparent,
+    }
 
 #: one response as the client reads it: status, (lowercased name, value) sorted, body
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
@@ -157,10 +178,10 @@ SCENARIOS = {
 async def test_every_lane_forwards_what_httptools_forwards(scenario: str) -> None:
     pieces, answer, count = SCENARIOS[scenario]
     results = {}
-    for lane, (scan_request, scan_response) in LANES.items():
+    for lane, helpers in LANES.items():
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(wire, "scan_request", scan_request)
-            patch.setattr(upstream, "scan_response", scan_response)
+            for (module, name), helper in helpers.items():
+                patch.setattr(module, name, helper)
             results[lane] = await run_scenario(pieces, answer, count)
     general = results.pop("httptools only")
     for lane, result in results.items():
