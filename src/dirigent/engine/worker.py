@@ -103,6 +103,13 @@ class Worker:
         self._tasks_done = 0
         #: writes other threads asked to commit with the loop's next transaction
         self._requests: list[_Request] = []
+        #: whether the signal queue may hold work the loop has not seen: set by
+        #: whoever enqueues signals; the loop reads the queue when it is set,
+        #: when the earliest known signal falls due, and every idle_poll anyway
+        #: (other nodes' signals), rather than twice in every transaction
+        self._scan = True
+        self._scan_at = 0.0
+        self._known_due: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -169,7 +176,7 @@ class Worker:
         else:
             self._submit(outcome.local_tasks)
             if outcome.touched or outcome.timers:
-                self._wake.set()
+                self.wake()
         for request in requests:
             request.done.set()
 
@@ -184,12 +191,14 @@ class Worker:
         writes.flush(tx)
 
     def wake(self) -> None:
+        """Look at the signal queue soon: something was enqueued."""
+        self._scan = True
         self._wake.set()
 
     def accept(self, outcome: Outcome) -> None:
         """Take over what a transition committed outside the loop asked for."""
         self._submit(outcome.local_tasks)
-        self._wake.set()
+        self.wake()
 
     def _submit(self, tasks: list[TaskRecord]) -> None:
         with self._finished_lock:
@@ -256,11 +265,22 @@ class Worker:
                     self._reclaim_at = now + 1.0
                 if now >= self._renew_at:
                     self._renew_leases(tx, now)
-                records = tx.claim_executions(now, self.batch)
-                if records:
-                    self._advance_all(tx, records, now, outcome, Writes())
-                next_due = tx.next_due()
+                if outcome.touched or outcome.timers:
+                    self._scan = True
+                if self._scan or now >= self._scan_at or now >= (self._known_due or now + 1):
+                    # Cleared before reading: whoever enqueues after this read
+                    # sets it again, and the next iteration looks.
+                    self._scan = False
+                    records = tx.claim_executions(now, self.batch)
+                    if records:
+                        self._advance_all(tx, records, now, outcome, Writes())
+                    # Whatever is still due, or falls due later (timers these
+                    # transitions set included), shows in the earliest due time.
+                    self._known_due = tx.next_due()
+                    self._scan_at = now + self.idle_poll
+                next_due = self._known_due
         except BaseException as exc:
+            self._scan = True  # what this transaction read of the queue did not happen
             with self._finished_lock:
                 self._finished = finished + self._finished
             for request in requests:
@@ -306,6 +326,7 @@ class Worker:
         for items in by_execution.values():
             # Held by another node, or over: the results wait in the queue.
             _apply_finished(writes, items, now)
+            self._scan = True
         self._advance_all(tx, claimed, now, outcome, writes, results=results)
 
     def _advance_all(
@@ -485,7 +506,9 @@ class Worker:
             self.stats.commits += 1
         for task in rest:
             self._pool.submit(self._run, task)
-        if rest or outcome.touched or outcome.timers or record is None:
+        if outcome.touched or outcome.timers or record is None:
+            self.wake()
+        elif rest:
             self._wake.set()
         return following[0] if following else None
 
