@@ -28,6 +28,7 @@ clock: listeners hand it durations and times.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 from collections import deque
 from collections.abc import Callable
@@ -230,6 +231,39 @@ def _fixed_fields(kind: str, source: str, destination: str, route: str) -> str:
     )  # fmt: skip
 
 
+def python_access_line(  # noqa: PLR0917 - positional on purpose: called per request
+    start: float, fixed: str, request: str, status: int, duration: float, traceparent: bytes
+) -> str:
+    """One access-log line from a series' escaped fields and the request's figures.
+
+    The reference for the compiled ``_accesslog.line``, which must write the
+    same characters for the same arguments.
+    """
+    # What the encoder writes for round(x, 6) and round(x, 3): the same
+    # digits, as "%.6f" gives them, without trailing zeros: half the
+    # cost, and exact where repr() writes no exponent and every
+    # six-place value is its own float (a clock's seconds, a duration).
+    if 1e-4 <= start < 2**32:
+        when = (_SIX_PLACES % start).rstrip("0")
+        when = when + "0" if when[-1] == "." else when
+    else:
+        when = repr(round(start, 6))
+    millis = duration * 1000
+    if millis < 1e9:
+        took = (_THREE_PLACES % millis).rstrip("0")
+        took = took + "0" if took[-1] == "." else took
+    else:
+        took = repr(round(millis, 3))
+    ids = traceparent.decode()
+    return _LINE % (when, fixed, request, status, took, ids[3:35], ids[36:52])
+
+
+#: what record() calls: the compiled line when there is one
+access_line: Callable[[float, str, str, int, float, bytes], str] = python_access_line
+with contextlib.suppress(ImportError):  # built without a C compiler: the version above serves
+    from dirigent.mesh._accesslog import line as access_line
+
+
 @dataclass(slots=True)
 class Telemetry:
     """Where listeners report: metrics always; spans and access logs only if a sink is set.
@@ -290,24 +324,4 @@ class Telemetry:
                     _escape_json(path.decode("latin-1")),
                 )
                 series.log_request = (method, path, request)
-            # What the encoder writes for round(x, 6) and round(x, 3): the same
-            # digits, as "%.6f" gives them, without trailing zeros: half the
-            # cost, and exact where repr() writes no exponent and every
-            # six-place value is its own float (a clock's seconds, a duration).
-            if 1e-4 <= start < 2**32:
-                when = (_SIX_PLACES % start).rstrip("0")
-                when = when + "0" if when[-1] == "." else when
-            else:
-                when = repr(round(start, 6))
-            millis = duration * 1000
-            if millis < 1e9:
-                took = (_THREE_PLACES % millis).rstrip("0")
-                took = took + "0" if took[-1] == "." else took
-            else:
-                took = repr(round(millis, 3))
-            ids = traceparent.decode()
-            access_log(
-                _LINE % (
-                    when, fixed, request, status, took, ids[3:35], ids[36:52],
-                )
-            )  # fmt: skip
+            access_log(access_line(start, fixed, request, status, duration, traceparent))

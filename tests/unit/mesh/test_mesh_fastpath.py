@@ -2,18 +2,23 @@
 
 Each shortcut (counters updated in place, outlier detection asked only when
 it can matter, the traceparent made in one formatting, header rewrites on
-bytes, the access-log line formatted by hand, the retriable outcomes of a
-route as a set) is replayed against its pure reference on random input.
+bytes, the access-log line formatted by hand and its compiled twin, the
+retriable outcomes of a route as a set) is replayed against its pure
+reference on random input.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dirigent.mesh import telemetry as telemetry_module
 from dirigent.mesh.config import HttpRoute
 from dirigent.mesh.counters import BreakerCounters, OutlierTracker
 from dirigent.mesh.policy import breaker, outlier, retry, trace
@@ -21,7 +26,7 @@ from dirigent.mesh.policy.headers import HeaderOps, compile_ops, rewrite, rewrit
 from dirigent.mesh.policy.outcome import Failure, is_5xx
 from dirigent.mesh.policy.split import Destination, Split
 from dirigent.mesh.proxy import RoutePlan
-from dirigent.mesh.telemetry import Metrics, SpanBuffer, Telemetry, span_of
+from dirigent.mesh.telemetry import Metrics, SpanBuffer, Telemetry, python_access_line, span_of
 
 OPERATIONS = (
     "start_request", "finish_request", "open_connection", "close_connection", "queue",
@@ -156,6 +161,13 @@ def test_header_rewrites_on_bytes_give_what_the_text_rewrite_gives(
     assert got == expected
 
 
+AccessLine = Callable[[float, str, str, int, float, bytes], str]
+ACCESS_LINES = [pytest.param(python_access_line, id="python")]
+if telemetry_module.access_line is not python_access_line:
+    ACCESS_LINES.append(pytest.param(telemetry_module.access_line, id="compiled"))
+
+
+@pytest.mark.parametrize("access_line", ACCESS_LINES)
 @given(
     st.text(max_size=10),
     st.binary(max_size=12),
@@ -166,6 +178,7 @@ def test_header_rewrites_on_bytes_give_what_the_text_rewrite_gives(
     TRACEPARENTS,
 )
 def test_the_access_log_line_reads_as_the_json_encoder_writes_it(  # noqa: PLR0917 - drawn by hypothesis
+    access_line: AccessLine,
     route: str,
     method: bytes,
     path: bytes,
@@ -178,11 +191,13 @@ def test_the_access_log_line_reads_as_the_json_encoder_writes_it(  # noqa: PLR09
     telemetry = Telemetry(access_log=lines.append)
     series = telemetry.metrics.series("source", "orders", 'pay"ments', route)
     traceparent, parent = trace.next_traceparent(incoming, random.Random(1).getrandbits)
-    for _ in range(2):  # the second line reuses the fixed fields made for the first
-        telemetry.record(
-            series, "client", "orders", 'pay"ments', route, method, path, status, start,
-            duration, traceparent, parent,
-        )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(telemetry_module, "access_line", access_line)
+        for _ in range(2):  # the second line reuses the fixed fields made for the first
+            telemetry.record(
+                series, "client", "orders", 'pay"ments', route, method, path, status, start,
+                duration, traceparent, parent,
+            )  # fmt: skip
     expected = json.JSONEncoder(separators=(",", ":")).encode(
         {
             "time": round(start, 6), "kind": "client", "source": "orders",
@@ -193,6 +208,54 @@ def test_the_access_log_line_reads_as_the_json_encoder_writes_it(  # noqa: PLR09
         }
     )  # fmt: skip
     assert lines == [expected, expected]
+
+
+NUMBERS = st.one_of(
+    st.floats(),
+    st.floats(min_value=0, max_value=2**33),
+    st.sampled_from([0.0, -0.0, 1e-4, 9.99e-5, 2.0**32, 2.0**32 - 1e-6, 999999.9999995, 1e6]),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+)
+
+
+@pytest.mark.parametrize("access_line", ACCESS_LINES)
+@given(
+    start=NUMBERS,
+    fixed=st.text(max_size=8),
+    request=st.text(max_size=8),
+    status=st.integers(0, 999) | st.booleans(),
+    duration=NUMBERS,
+    traceparent=TRACEPARENTS.map(lambda t: t or b"") | st.binary(max_size=60),
+)
+@settings(max_examples=1000, deadline=None)
+def test_every_version_of_the_access_line_writes_what_the_reference_writes(  # noqa: PLR0917 - drawn by hypothesis
+    access_line: AccessLine,
+    start: float,
+    fixed: str,
+    request: str,
+    status: int,
+    duration: float,
+    traceparent: bytes,
+) -> None:
+    try:
+        expected: str | type[Exception] = python_access_line(
+            start, fixed, request, status, duration, traceparent
+        )
+    except (ValueError, OverflowError) as error:  # bytes that are not UTF-8, inf rounded
+        expected = type(error)
+    if isinstance(expected, str):
+        assert access_line(start, fixed, request, status, duration, traceparent) == expected
+    else:
+        with pytest.raises(expected):
+            access_line(start, fixed, request, status, duration, traceparent)
+
+
+def test_the_reference_access_line_keeps_its_form_outside_the_plain_range() -> None:
+    traceparent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    line = python_access_line(5e-5, '"k":1', '"m":2', 200, 2e6, traceparent)
+    assert line.startswith('{"time":5e-05,"k":1,"m":2,"status":200,"duration_ms":2000000000.0,')
+    assert python_access_line(math.nan, "", "", 1, 0.0, b"").startswith('{"time":nan,')
 
 
 def test_spans_kept_raw_read_back_as_the_span_of_the_hop() -> None:

@@ -1,0 +1,3 @@
+def line(
+    start: float, fixed: str, request: str, status: int, duration: float, traceparent: bytes, /
+) -> str: ...
