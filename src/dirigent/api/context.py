@@ -10,6 +10,7 @@ This module must never create an engine, a store or credentials itself.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import secrets
 import uuid
@@ -22,6 +23,7 @@ from dirigent.api.actions import LONG_ACTIONS, Action, bind_actions
 from dirigent.api.auth import Principals
 from dirigent.api.feed import Feed
 from dirigent.api.pool import ThreadPool
+from dirigent.api.pool import settle as settle_future
 from dirigent.engine import Engine
 from dirigent.sigv4 import SigningKey, memoised_signing_key
 
@@ -70,7 +72,25 @@ class ApiContext:
         return await (self.slow if slow else self.quick).submit(function, *args)
 
     async def act(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        if action == "StartExecution":
+            started = await self._start_in_worker_loop(request)
+            if started is not None:
+                return started
         return await self.call(self.actions[action], request, slow=action in LONG_ACTIONS)
+
+    async def _start_in_worker_loop(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """StartExecution handed straight to the engine's worker loop, answered
+        from it: no pool thread wakes up, waits and wakes the event loop for
+        the busiest action. ``None`` when the worker loop is not running."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def settle(answer: dict[str, Any] | None, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(settle_future, future, answer, error)
+
+        if not self.engine.executions.start_execution_then(request, settle):
+            return None
+        return await future
 
     def close(self) -> None:
         self.quick.close()

@@ -30,7 +30,8 @@ T = TypeVar("T")
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Give an asyncio future its result or error, unless it was cancelled."""
     if future.cancelled():
         return  # the request went away (client disconnect, shutdown)
     if error is not None:
@@ -90,7 +91,7 @@ class ThreadPool:
             del job, function, args  # drop references before waiting again
             # A closed loop raises RuntimeError: nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, result, error)
+                loop.call_soon_threadsafe(settle, future, result, error)
             del future, result, error
             with self._lock:
                 self._unclaimed += 1

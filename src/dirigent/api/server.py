@@ -84,6 +84,9 @@ def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicor
         http="httptools",
         log_level=log_level,
         access_log=False,
+        # No X-Forwarded-* rewriting: nothing here reads the client's address,
+        # and the middleware costs the event loop a call per request.
+        proxy_headers=False,
         # Keep-alive beyond uvicorn's 5 s default: SDK clients reuse connections
         # between calls that are often seconds apart.
         timeout_keep_alive=65,

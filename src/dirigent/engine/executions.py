@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
+import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -93,6 +94,36 @@ class Loop(Protocol):
     @property
     def running(self) -> bool: ...
     def commit_in_loop(self, run: Callable[[Transaction, Writes, Outcome], Any]) -> Any: ...
+    def commit_in_loop_then(
+        self,
+        run: Callable[[Transaction, Writes, Outcome], Any],
+        settle: Callable[[Any, BaseException | None], None],
+    ) -> bool: ...
+
+
+class _RandomHex:
+    """Unguessable hex strings (task-token prefixes, names) with few system calls.
+
+    ``secrets.token_hex`` reads ``os.urandom`` on every call, a system call
+    that gives up the GIL; a thread holding the store's transaction or an
+    event loop may then wait a whole switch interval to get it back. Reading
+    4 KiB at once and handing out slices keeps the bytes from the same source.
+    """
+
+    def __init__(self, chunk: int = 4096) -> None:
+        self._chunk = chunk
+        self._buffer = b""
+        self._lock = threading.Lock()
+
+    def __call__(self, nbytes: int) -> str:
+        with self._lock:
+            if len(self._buffer) < nbytes:
+                self._buffer = os.urandom(max(self._chunk, nbytes))
+            piece, self._buffer = self._buffer[:nbytes], self._buffer[nbytes:]
+        return piece.hex()
+
+
+random_hex = _RandomHex()
 
 
 class Executions:
@@ -130,18 +161,7 @@ class Executions:
         their own (see :mod:`groupcommit`). Either way a burst of starts costs a
         few fsyncs rather than one each.
         """
-        text = request.get("input", "{}")
-        execution_input = parse_payload(text, "input", InvalidExecutionInput)
-        name = request.get("name")
-        start = _Start(
-            target=request.get("stateMachineArn"),
-            name=check_name(name) if name is not None else secrets.token_hex(16),
-            input=execution_input,
-            canonical=json.dumps(execution_input),
-            # Drawn here, not in the transaction: os.urandom gives up the GIL,
-            # and the store's lock would be held while the thread gets it back.
-            token_prefix=secrets.token_hex(12) + ":",
-        )
+        start = self._prepare(request)
         if self.loop is not None and self.loop.running:
             answer: dict[str, Any] = self.loop.commit_in_loop(
                 lambda tx, writes, outcome: self._start_in(tx, start, writes, outcome)
@@ -149,6 +169,39 @@ class Executions:
             return answer
         answer, _ = self._starts.submit(start)
         return answer
+
+    def start_execution_then(
+        self,
+        request: Mapping[str, Any],
+        settle: Callable[[dict[str, Any] | None, BaseException | None], None],
+    ) -> bool:
+        """``StartExecution`` without blocking the caller, while the worker's loop runs.
+
+        A bad request raises here, at once; otherwise ``settle(answer, error)``
+        is called from the loop's thread once the start committed or failed.
+        ``False`` (and nothing done) when the loop is not running: call
+        :meth:`start_execution` instead. For an event loop, which then needs no
+        thread of its own per start.
+        """
+        if self.loop is None or not self.loop.running:
+            return False
+        start = self._prepare(request)
+        return self.loop.commit_in_loop_then(
+            lambda tx, writes, outcome: self._start_in(tx, start, writes, outcome), settle
+        )
+
+    def _prepare(self, request: Mapping[str, Any]) -> _Start:
+        text = request.get("input", "{}")
+        execution_input = parse_payload(text, "input", InvalidExecutionInput)
+        name = request.get("name")
+        return _Start(
+            target=request.get("stateMachineArn"),
+            name=check_name(name) if name is not None else random_hex(16),
+            input=execution_input,
+            canonical=json.dumps(execution_input),
+            # Drawn before the transaction, not in it (see random_hex).
+            token_prefix=random_hex(12) + ":",
+        )
 
     def _start_alone(
         self, tx: Transaction, start: _Start, writes: Writes

@@ -45,14 +45,24 @@ class _Finished:
     keep_waiting: bool
 
 
+Settle = Callable[[Any, "BaseException | None"], None]
+
+
 @dataclass(eq=False)
 class _Request:
     """Work another thread asked to have done in the loop's next transaction."""
 
     run: Callable[[Transaction, Writes, Outcome], Any]
-    done: threading.Event = field(default_factory=threading.Event)
+    #: told the answer or the error once the transaction ended; must not block
+    settle: Settle
     answer: Any = None
     error: BaseException | None = None
+
+    def finish(self) -> None:
+        try:
+            self.settle(self.answer, self.error)
+        except Exception:  # the caller's callback: its failure is not the loop's
+            log.exception("a request's callback failed")
 
 
 @dataclass
@@ -151,19 +161,29 @@ class Worker:
         is every request's in it. If the loop has stopped, the caller's thread
         runs the transaction itself.
         """
-        request = _Request(run)
-        with self._finished_lock:
-            queued = self.running
-            if queued:
-                self._requests.append(request)
-        if not queued:
+        done = threading.Event()
+        request = _Request(run, lambda _answer, _error: done.set())
+        if not self._queue(request):
             self._run_requests_here([request])
-        else:
-            self._wake.set()
-            request.done.wait()
+        done.wait()
         if request.error is not None:
             raise request.error
         return request.answer
+
+    def commit_in_loop_then(self, run: Callable[[Transaction, Writes, Outcome], Any],
+                            settle: Settle) -> bool:  # fmt: skip
+        """:meth:`commit_in_loop` without waiting: ``settle(answer, error)`` is
+        called on the loop's thread once the transaction ended. ``False`` (and
+        nothing done) if the loop is not running."""
+        return self._queue(_Request(run, settle))
+
+    def _queue(self, request: _Request) -> bool:
+        with self._finished_lock:
+            if not self.running:
+                return False
+            self._requests.append(request)
+        self._wake.set()
+        return True
 
     def _run_requests_here(self, requests: list[_Request]) -> None:
         outcome = Outcome()
@@ -178,7 +198,7 @@ class Worker:
             if outcome.touched or outcome.timers:
                 self.wake()
         for request in requests:
-            request.done.set()
+            request.finish()
 
     @staticmethod
     def _answer(tx: Transaction, requests: list[_Request], outcome: Outcome) -> None:
@@ -285,13 +305,13 @@ class Worker:
                 self._finished = finished + self._finished
             for request in requests:
                 request.error, request.answer = exc, None
-                request.done.set()
+                request.finish()
             raise
         finally:
             with self._finished_lock:
                 self._writers -= 1
         for request in requests:
-            request.done.set()
+            request.finish()
         self.stats.iterations += 1
         self.stats.transitions += outcome.advanced
         if outcome.advanced or finished:
