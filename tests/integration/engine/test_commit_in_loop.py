@@ -133,3 +133,54 @@ def test_without_the_loop_the_caller_commits_itself(tmp_path: Path) -> None:
             assert [s.body for s in tx.due_signals("execution-2", 1.0)] == ["signal-2"]
     finally:
         store.close()
+
+
+def test_a_start_handed_to_the_loop_is_answered_once_committed(
+    engine: tuple[Engine, CountingStore],
+) -> None:
+    built, store = engine
+    arn = built.catalog.create_state_machine(
+        {
+            "name": "handed",
+            "definition": '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}',
+            "roleArn": "arn:aws:iam::1:role/r",
+        }
+    )["stateMachineArn"]
+    settled = threading.Event()
+    answers: list[tuple[Any, BaseException | None]] = []
+
+    def settle(answer: Any, error: BaseException | None) -> None:
+        answers.append((answer, error))
+        settled.set()
+
+    request = {"stateMachineArn": arn, "name": "one", "input": '{"a": 1}'}
+    assert built.executions.start_execution_then(request, settle)
+    assert settled.wait(10)
+    [(answer, error)] = answers
+    assert error is None
+    # Committed by the time it is answered: another connection sees it.
+    with store.inner.transaction() as tx:
+        assert tx.get_execution(answer["executionArn"]) is not None
+
+
+def test_a_bad_start_handed_to_the_loop_fails_at_once_and_stores_nothing(
+    engine: tuple[Engine, CountingStore],
+) -> None:
+    built, store = engine
+    with pytest.raises(ServiceError):
+        built.executions.start_execution_then(
+            {"stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:x", "input": "{"},
+            lambda answer, error: None,
+        )
+    with store.inner.transaction() as tx:
+        assert tx.list_executions(machine_arn=None, status=None, before=None, limit=10) == []
+
+
+def test_a_start_is_not_handed_over_without_the_loop(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'alone.db'}")
+    try:
+        called: list[object] = []
+        assert not Engine(store).executions.start_execution_then({}, lambda a, e: called.append(a))
+        assert called == []
+    finally:
+        store.close()
