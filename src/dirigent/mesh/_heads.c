@@ -22,6 +22,8 @@
 #define MAX_LENGTH_DIGITS 18
 
 static unsigned char TOKEN[256]; /* RFC 9110 tchar */
+/* ByteOps' attribute names, interned once at import. */
+static PyObject *SET_NAME, *ADD_NAME, *REMOVE_NAME;
 static unsigned char VALUE[256]; /* VCHAR, SP and HTAB (no obs-text) */
 static unsigned char TARGET[256]; /* what an origin-form target may hold here */
 
@@ -417,6 +419,18 @@ static int pair_of(PyObject *pair, PyObject **name, PyObject **value) {
     return 1;
 }
 
+/* Whether the bytes ``key`` equals one of the first ``count`` of ``keys``. */
+static int was_placed(PyObject **keys, Py_ssize_t count, PyObject *key) {
+    Py_ssize_t n = PyBytes_GET_SIZE(key);
+    for (Py_ssize_t p = 0; p < count; p++) {
+        if (PyBytes_GET_SIZE(keys[p]) == n &&
+            memcmp(PyBytes_AS_STRING(keys[p]), PyBytes_AS_STRING(key), (size_t)n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Whether ``name`` (lowered) is in the set ``names``: 1, 0, or -1 on error. */
 static int lowered_in(PyObject *name, PyObject *names) {
     PyObject *key = lowered(name);
@@ -454,29 +468,33 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
     if (headers == NULL) {
         return NULL;
     }
-    PyObject *replaced = NULL, *added = NULL, *removed = NULL, *placed = NULL, *items = NULL;
-    PyObject *result = NULL;
+    PyObject *replaced = NULL, *added = NULL, *removed = NULL, *result = NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(headers);
     PyObject **given = PySequence_Fast_ITEMS(headers);
     Line *lines = NULL;
-    Py_ssize_t used = 0, room = count;
+    /* The lowered names of the set headers placed so far (owned references). */
+    PyObject **placed = NULL;
+    Py_ssize_t used = 0, room = count, settable = 0, placed_count = 0;
     if (ops != Py_None) {
-        replaced = PyObject_GetAttrString(ops, "set");
-        added = replaced ? PyObject_GetAttrString(ops, "add") : NULL;
-        removed = added ? PyObject_GetAttrString(ops, "remove") : NULL;
-        placed = removed ? PySet_New(NULL) : NULL;
-        items = placed ? PyMapping_Items(replaced) : NULL;
-        if (items == NULL) {
+        replaced = PyObject_GetAttr(ops, SET_NAME);
+        added = replaced ? PyObject_GetAttr(ops, ADD_NAME) : NULL;
+        removed = added ? PyObject_GetAttr(ops, REMOVE_NAME) : NULL;
+        if (removed == NULL) {
             goto done;
         }
         if (!PyTuple_Check(added) || !PyAnySet_Check(removed)) {
             PyErr_SetString(PyExc_TypeError, "header_block(): ops must be ByteOps");
             goto done;
         }
-        room += PyList_GET_SIZE(items) + PyTuple_GET_SIZE(added);
+        settable = PyObject_Length(replaced);
+        if (settable < 0) {
+            goto done;
+        }
+        room += settable + PyTuple_GET_SIZE(added);
     }
     lines = PyMem_Malloc(sizeof(Line) * (size_t)(room > 0 ? room : 1));
-    if (lines == NULL) {
+    placed = PyMem_Malloc(sizeof(PyObject *) * (size_t)(settable > 0 ? settable : 1));
+    if (lines == NULL || placed == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -492,7 +510,7 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
         if (drop) {
             continue;
         }
-        if (replaced != NULL) {
+        if (settable > 0) {
             /* As rewrite_bytes: a set header takes the place of its first
              * value, and its later values go. */
             PyObject *key = lowered(name);
@@ -500,26 +518,32 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
                 goto done;
             }
             int hit = PySequence_Contains(replaced, key);
-            if (hit > 0) {
-                int seen = PySet_Contains(placed, key);
-                if (seen == 0) {
-                    PyObject *pair = PyObject_GetItem(replaced, key);
-                    /* The pair is also held by the mapping, which outlives this call. */
-                    Py_XDECREF(pair);
-                    if (pair == NULL || !pair_of(pair, &lines[used].name, &lines[used].value) ||
-                        PySet_Add(placed, key) < 0) {
-                        Py_DECREF(key);
-                        goto done;
-                    }
-                    used++;
+            if (hit <= 0) {
+                Py_DECREF(key);
+                if (hit < 0) {
+                    goto done;
                 }
-                hit = seen < 0 ? -1 : 1;
-            }
-            Py_DECREF(key);
-            if (hit < 0) {
-                goto done;
-            }
-            if (hit) {
+            } else {
+                if (was_placed(placed, placed_count, key)) {
+                    Py_DECREF(key);
+                    continue;
+                }
+                if (placed_count >= settable) {
+                    Py_DECREF(key);
+                    PyErr_SetString(PyExc_RuntimeError, "header_block(): ops changed");
+                    goto done;
+                }
+                PyObject *pair = PyObject_GetItem(replaced, key);
+                placed[placed_count++] = key; /* owned from here on */
+                if (pair == NULL) {
+                    goto done;
+                }
+                /* The pair is also held by the mapping, which outlives this call. */
+                Py_DECREF(pair);
+                if (!pair_of(pair, &lines[used].name, &lines[used].value)) {
+                    goto done;
+                }
+                used++;
                 continue;
             }
         }
@@ -527,18 +551,43 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
         lines[used].value = value;
         used++;
     }
-    if (replaced != NULL) {
-        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(items); k++) {
-            PyObject *item = PyList_GET_ITEM(items, k);
-            PyObject *key = PyTuple_GET_ITEM(item, 0);
-            int seen = PySet_Contains(placed, key);
-            if (seen < 0 || (seen == 0 && !pair_of(PyTuple_GET_ITEM(item, 1), &lines[used].name,
-                                                    &lines[used].value))) {
+    if (ops != Py_None) {
+        if (placed_count < settable) {
+            /* The set headers the request did not have, in the mapping's order. */
+            PyObject *keys = PyObject_GetIter(replaced);
+            if (keys == NULL) {
                 goto done;
             }
-            used += seen == 0;
+            PyObject *key;
+            while ((key = PyIter_Next(keys)) != NULL) {
+                int seen = PyBytes_Check(key) && was_placed(placed, placed_count, key);
+                PyObject *pair = PyObject_GetItem(replaced, key);
+                Py_DECREF(key);
+                if (pair == NULL) {
+                    break;
+                }
+                Py_DECREF(pair); /* held by the mapping */
+                if (!seen) {
+                    if (used >= room) {
+                        PyErr_SetString(PyExc_RuntimeError, "header_block(): ops changed");
+                        break;
+                    }
+                    if (!pair_of(pair, &lines[used].name, &lines[used].value)) {
+                        break;
+                    }
+                    used++;
+                }
+            }
+            Py_DECREF(keys);
+            if (PyErr_Occurred()) {
+                goto done;
+            }
         }
         for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(added); k++) {
+            if (used >= room) {
+                PyErr_SetString(PyExc_RuntimeError, "header_block(): ops changed");
+                goto done;
+            }
             if (!pair_of(PyTuple_GET_ITEM(added, k), &lines[used].name, &lines[used].value)) {
                 goto done;
             }
@@ -587,8 +636,10 @@ static PyObject *header_block(PyObject *module, PyObject *const *args, Py_ssize_
     }
 done:
     PyMem_Free(lines);
-    Py_XDECREF(items);
-    Py_XDECREF(placed);
+    for (Py_ssize_t p = 0; p < placed_count; p++) {
+        Py_DECREF(placed[p]);
+    }
+    PyMem_Free(placed);
     Py_XDECREF(removed);
     Py_XDECREF(added);
     Py_XDECREF(replaced);
@@ -812,5 +863,11 @@ static struct PyModuleDef MODULE = {
 
 PyMODINIT_FUNC PyInit__heads(void) {
     fill_tables();
+    SET_NAME = PyUnicode_InternFromString("set");
+    ADD_NAME = PyUnicode_InternFromString("add");
+    REMOVE_NAME = PyUnicode_InternFromString("remove");
+    if (SET_NAME == NULL || ADD_NAME == NULL || REMOVE_NAME == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&MODULE);
 }
