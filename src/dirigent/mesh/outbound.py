@@ -181,7 +181,14 @@ class Exchange(Relay):
     def _try(self) -> None:
         proxy, plan = self.proxy, self.plan
         state = plan.state
-        endpoint = self.endpoint = proxy.pick(plan, state, self.candidates, self.request)
+        candidates = self.candidates
+        if plan.round_robin and not state.outliers.state.hosts:
+            # What pick() does when no endpoint is on outlier record, without the call.
+            index = state.cursor % len(candidates)
+            state.cursor = (index + 1) % len(candidates)
+            endpoint = self.endpoint = candidates[index]
+        else:
+            endpoint = self.endpoint = proxy.pick(plan, state, candidates, self.request)
         if plan.counts_active:
             active = state.active
             active[endpoint] = active.get(endpoint, 0) + 1
@@ -502,7 +509,11 @@ class Deadlines:
 
     def add(self, exchange: Exchange, at: float, clock: Callable[[], float]) -> None:
         entries = self._entries
-        while entries and not entries[0][1].attempt_open(entries[0][2]):
+        # attempt_open() inline: this runs for every first attempt of the route.
+        while entries:
+            _, first, attempt = entries[0]
+            if attempt == first.attempt and first.endpoint is not None:
+                break
             entries.popleft()
         if entries and at < entries[-1][0]:
             loop = asyncio.get_running_loop()

@@ -63,14 +63,13 @@ class Request:
         "upgrade",
     )  # fmt: skip
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional too: the fast lane passes them so, one per request
         self,
         method: bytes,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         keep_alive: bool,
-        *,
         connection: bytes | None = None,
         host: bytes | None = None,
         traceparent: bytes | None = None,
@@ -177,7 +176,7 @@ class ServerConnection(asyncio.Protocol):
                         self,
                         Request(
                             method, target, headers, data[end:] if length else b"", keep_alive,
-                            connection=connection, host=host, traceparent=trace,
+                            connection, host, trace,
                         ),
                     )  # fmt: skip
                     return
