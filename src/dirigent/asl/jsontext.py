@@ -16,7 +16,12 @@ def dumps(value: Json) -> str:
 
 def size_in_bytes(value: Json) -> int:
     """The UTF-8 size of ``value``'s compact JSON text (AWS's 256 KiB limits count this)."""
-    return len(dumps(value).encode("utf-8"))
+    return text_size_in_bytes(dumps(value))
+
+
+def text_size_in_bytes(text: str) -> int:
+    """The UTF-8 size of a text, without encoding it when it is all ASCII."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def json_type_name(value: Json) -> str:

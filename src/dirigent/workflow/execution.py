@@ -19,7 +19,7 @@ from typing import Any
 
 from dirigent.asl import failure
 from dirigent.asl.failure import StatesFailure
-from dirigent.asl.jsontext import dumps, size_in_bytes
+from dirigent.asl.jsontext import dumps, size_in_bytes, text_size_in_bytes
 from dirigent.asl.model import (
     MISSING,
     ChoiceState,
@@ -44,7 +44,7 @@ from dirigent.workflow.base import (
 )
 from dirigent.workflow.dataflow import Frame
 from dirigent.workflow.fanout import FanoutSteps
-from dirigent.workflow.history import payload
+from dirigent.workflow.history import payload, payload_text
 from dirigent.workflow.resources import classify
 from dirigent.workflow.signals import (
     CancelTask,
@@ -424,7 +424,9 @@ class Execution(FanoutSteps):
             out = states.rule_output(frame, output_template)
         else:
             out = dataflow.output(frame, effective, result)
-        if size_in_bytes(out) > PAYLOAD_LIMIT_BYTES:
+        # One encoding serves both the size check and the event.
+        text = dumps(out)
+        if text_size_in_bytes(text) > PAYLOAD_LIMIT_BYTES:
             raise StatesFailure(
                 failure.DATA_LIMIT_EXCEEDED,
                 f"The state/task '{state.name}' returned a result with a size exceeding "
@@ -432,7 +434,7 @@ class Execution(FanoutSteps):
                 prefixed=False,
             )
         del error_output
-        details: dict[str, Any] = {"name": state.name, **payload("output", out)}
+        details: dict[str, Any] = {"name": state.name, **payload_text("output", text)}
         if assigned:
             details["assignedVariables"] = {k: _text(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
@@ -496,10 +498,11 @@ class Execution(FanoutSteps):
         assert isinstance(state, TaskState)
         resource = classify(state.resource)
         family = resource.event_family
-        details = taskevents.succeeded(resource, output)
+        text = dumps(output)
+        details = taskevents.succeeded(resource, text)
         self._emit_on(thread, f"{family}Succeeded", details)
         try:
-            if size_in_bytes(output) > PAYLOAD_LIMIT_BYTES:
+            if text_size_in_bytes(text) > PAYLOAD_LIMIT_BYTES:
                 raise StatesFailure(
                     failure.DATA_LIMIT_EXCEEDED,
                     f"The state/task '{state.name}' returned a result with a size exceeding "

@@ -57,4 +57,9 @@ def detail_key(event_type: str) -> str:
 
 def payload(field: str, value: Json) -> dict[str, Any]:
     """A JSON payload field as AWS writes it: the text plus ``<field>Details``."""
-    return {field: dumps(value), f"{field}Details": {"truncated": False}}
+    return payload_text(field, dumps(value))
+
+
+def payload_text(field: str, text: str) -> dict[str, Any]:
+    """:func:`payload` of a value whose JSON text is at hand already."""
+    return {field: text, f"{field}Details": {"truncated": False}}

@@ -11,7 +11,7 @@ from typing import Any
 
 from dirigent.asl.jsontext import dumps
 from dirigent.asl.model import Json
-from dirigent.workflow.history import payload
+from dirigent.workflow.history import payload, payload_text
 from dirigent.workflow.resources import TaskResource
 
 
@@ -45,8 +45,9 @@ def started(resource: TaskResource, worker_name: str | None) -> dict[str, Any]:
     return _resource_fields(resource)
 
 
-def succeeded(resource: TaskResource, output: Json) -> dict[str, Any]:
-    return {**_resource_fields(resource), **payload("output", output)}
+def succeeded(resource: TaskResource, output_text: str) -> dict[str, Any]:
+    """``output_text``: the output's compact JSON text (its size is checked with it)."""
+    return {**_resource_fields(resource), **payload_text("output", output_text)}
 
 
 def failed(resource: TaskResource, error: str | None, cause: str | None) -> dict[str, Any]:
