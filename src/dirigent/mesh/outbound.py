@@ -118,7 +118,7 @@ class Exchange(Relay):
         else:
             series = route.series or proxy.series(plan, route)
         self.series = series
-        series.start()
+        series.in_flight += 1  # Series.start(), without the call
         self.traceparent, self.parent_id = next_traceparent(
             request.traceparent, proxy.rng.getrandbits
         )
@@ -146,7 +146,19 @@ class Exchange(Relay):
         self.candidates = candidates
         if route.timeout is not None:
             self.deadline = self.started + route.timeout
-        self.head = self._headers(request, route)
+        if (
+            request.connection is None
+            and request.upgrade is None
+            and not request.body
+            and request.method not in _FRAMED
+        ):
+            # The common case of _headers, without the call: lines, rewrite and tail at once.
+            self.head = header_block(
+                request.headers, _DROPPED, route.request_ops, b"traceparent: ", self.traceparent,
+                b"\r\n\r\n",
+            )  # fmt: skip
+        else:
+            self.head = self._headers(request, route)
         if route.mirror is not None:
             proxy.shadow(
                 route.mirror, plan, request=request, target=self.target, head=self.head,
@@ -161,12 +173,6 @@ class Exchange(Relay):
             # The headers the Connection header names are hop-by-hop too.
             dropped = _DROPPED | {t.strip().lower() for t in request.connection.split(b",")}
         body = request.body
-        if request.upgrade is None and not body and request.method not in _FRAMED:
-            # The common case: lines, rewrite and tail in one call.
-            return header_block(
-                request.headers, dropped, route.request_ops, b"traceparent: ", self.traceparent,
-                b"\r\n\r\n",
-            )  # fmt: skip
         tail = [b"traceparent: ", self.traceparent, b"\r\n"]
         if request.upgrade is not None:
             # Hop-by-hop, yet what this hop is asked to do: passed on as such.

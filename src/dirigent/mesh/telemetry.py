@@ -27,9 +27,9 @@ clock: listeners hand it durations and times.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +71,7 @@ class Series:
         self.in_flight -= 1
         statuses = self.statuses
         statuses[status] = statuses.get(status, 0) + 1
-        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.buckets[bisect_left(BUCKETS, seconds)] += 1
         self.total += seconds
 
 

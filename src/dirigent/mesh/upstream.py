@@ -89,7 +89,6 @@ class Connection(asyncio.Protocol):
         self._in_head = True
         #: nothing of the current response has reached httptools yet
         self._fresh = False
-        self.served = 0
         self.reused = False
         self.closed = False
         #: whose connection limit this connection counts against (the proxy's
@@ -113,8 +112,12 @@ class Connection(asyncio.Protocol):
     def send(self, receiver: Receiver, payload: bytes, head_only: bool = False) -> None:
         """Write a whole request; its response goes to ``receiver``."""
         self.receiver = receiver
-        self._headers = []
-        self._named = []
+        # New lists only when the last response filled them (the list went to
+        # its receiver); one that came through response_whole left them empty.
+        if self._headers:
+            self._headers = []
+        if self._named:
+            self._named = []
         self.length = None
         self.chunked = False
         self._head_only = head_only
@@ -268,7 +271,8 @@ class Connection(asyncio.Protocol):
         self._in_head = False
         parser = self._parser
         self.keep_alive = bool(parser.should_keep_alive())
-        headers = self._headers
+        # Never this connection's own empty list: send() keeps an empty one for the next response.
+        headers = self._headers or []
         if self._named:  # headers the Connection header named are hop-by-hop too
             headers = [h for h in headers if h[0] not in self._named]
         status = parser.get_status_code()
@@ -334,7 +338,6 @@ class Pool:
 
     def release(self, connection: Connection) -> None:
         """Give back a connection whose response ended cleanly."""
-        connection.served += 1
         if connection.closed or not connection.keep_alive:
             connection.close()
             return
