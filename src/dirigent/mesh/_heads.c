@@ -1,6 +1,8 @@
 /*
- * The compiled twin of dirigent/mesh/heads.py: the same two functions, the
- * same answers (the unit tests hold both to each other and to httptools).
+ * The compiled twin of dirigent/mesh/heads.py: the same four functions, the
+ * same answers (the unit tests hold both versions to each other, the
+ * scanners to httptools, header_block to headers.rewrite and
+ * next_traceparent to trace.hop).
  *
  * Why C: the data plane pays for every Python call per request, and a
  * request's head and its response's head are the two places where that
@@ -9,10 +11,14 @@
  * bytes. Anything unusual is not handled here at all: the functions return
  * None and the caller parses with httptools as before, so this file never
  * has to be right about chunked bodies, upgrades, obsolete line folding or
- * odd whitespace, only about recognising the plain case exactly.
+ * odd whitespace, only about recognising the plain case exactly. The
+ * forwarded header block and the traceparent are the byte work left on a
+ * plain request's way out: written here into one object of its final size.
  *
  * It must never allocate more than the objects it returns, keep state
- * between calls, or accept a head that heads.py would refuse.
+ * between calls (the method and common header-name objects made at import
+ * are constants, shared because bytes never change), or accept a head that
+ * heads.py would refuse.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -107,6 +113,46 @@ static int header_line(
 }
 
 static const char *METHODS[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL};
+#define METHOD_COUNT 7
+/* One bytes object per method, made at import and handed out every time. */
+static PyObject *METHOD_OBJECTS[METHOD_COUNT];
+
+/* Header names most requests carry, lowercased; made once, so a request's
+ * list reuses them instead of allocating a name per line, and their hashes
+ * (looked up in the dropped set and rewrites) are computed once. */
+static const char *COMMON_NAMES[] = {
+    "host", "user-agent", "accept", "accept-encoding", "accept-language", "content-type",
+    "content-length", "connection", "traceparent", "tracestate", "x-request-id",
+    "authorization", "cookie", "cache-control", "x-forwarded-for", NULL,
+};
+#define COMMON_COUNT 15
+static PyObject *COMMON_OBJECTS[COMMON_COUNT];
+
+/* The lowercase name at p[0:n] as a bytes object: a shared one if it is common. */
+static PyObject *header_name(const unsigned char *p, Py_ssize_t n) {
+    char lower[32];
+    if (n <= (Py_ssize_t)sizeof(lower)) {
+        for (Py_ssize_t c = 0; c < n; c++) {
+            lower[c] = (char)((p[c] >= 'A' && p[c] <= 'Z') ? p[c] + 32 : p[c]);
+        }
+        for (int k = 0; k < COMMON_COUNT; k++) {
+            PyObject *known = COMMON_OBJECTS[k];
+            if (PyBytes_GET_SIZE(known) == n && memcmp(PyBytes_AS_STRING(known), lower, (size_t)n) == 0) {
+                Py_INCREF(known);
+                return known;
+            }
+        }
+        return PyBytes_FromStringAndSize(lower, n);
+    }
+    PyObject *name = PyBytes_FromStringAndSize(NULL, n);
+    if (name != NULL) {
+        char *out = PyBytes_AS_STRING(name);
+        for (Py_ssize_t c = 0; c < n; c++) {
+            out[c] = (char)((p[c] >= 'A' && p[c] <= 'Z') ? p[c] + 32 : p[c]);
+        }
+    }
+    return name;
+}
 
 static PyObject *scan_request(PyObject *module, PyObject *arg) {
     (void)module;
@@ -126,14 +172,15 @@ static PyObject *scan_request(PyObject *module, PyObject *arg) {
         Py_RETURN_NONE;
     }
     Py_ssize_t method_len = i;
-    int known = 0;
-    for (const char **m = METHODS; *m != NULL; m++) {
-        if ((Py_ssize_t)strlen(*m) == method_len && memcmp(*m, p, (size_t)method_len) == 0) {
-            known = 1;
+    int known = -1;
+    for (int m = 0; METHODS[m] != NULL; m++) {
+        if ((Py_ssize_t)strlen(METHODS[m]) == method_len &&
+            memcmp(METHODS[m], p, (size_t)method_len) == 0) {
+            known = m;
             break;
         }
     }
-    if (!known) {
+    if (known < 0) {
         Py_RETURN_NONE;
     }
     Py_ssize_t target_start = ++i;
@@ -154,7 +201,8 @@ static PyObject *scan_request(PyObject *module, PyObject *arg) {
      * allocation. */
     Py_ssize_t first = i;
     Py_ssize_t count = 0;
-    Py_ssize_t host = -1, host_len = 0, trace = -1, trace_len = 0, conn = -1, conn_len = 0;
+    /* where the noted values start (-1: not sent) */
+    Py_ssize_t host = -1, trace = -1, conn = -1;
     long long length = 0;
     int has_length = 0, keep_alive = 1;
     for (;;) {
@@ -172,7 +220,6 @@ static PyObject *scan_request(PyObject *module, PyObject *arg) {
         case 4:
             if (host < 0 && lower_equals(name, nl, "host")) {
                 host = vs;
-                host_len = vl;
             }
             break;
         case 7:
@@ -194,13 +241,11 @@ static PyObject *scan_request(PyObject *module, PyObject *arg) {
                     Py_RETURN_NONE;
                 }
                 conn = vs;
-                conn_len = vl;
             }
             break;
         case 11:
             if (trace < 0 && lower_equals(name, nl, "traceparent")) {
                 trace = vs;
-                trace_len = vl;
             }
             break;
         case 14:
@@ -227,50 +272,70 @@ static PyObject *scan_request(PyObject *module, PyObject *arg) {
     Py_ssize_t end = i;
 
     PyObject *headers = PyList_New(count);
-    if (headers == NULL) {
+    PyObject *found = headers ? PyTuple_New(9) : NULL;
+    if (found == NULL) {
+        Py_XDECREF(headers);
         return NULL;
     }
+    /* Filled as it goes: a failure part way leaves NULL items, which the
+     * tuple's and the list's deallocation skip. */
+    PyTuple_SET_ITEM(found, 2, headers);
+    PyObject *host_value = Py_None, *conn_value = Py_None, *trace_value = Py_None;
     i = first;
     for (Py_ssize_t k = 0; k < count; k++) {
         Py_ssize_t ns, nl, vs, vl;
         header_line(p, n, &i, &ns, &nl, &vs, &vl);
-        PyObject *name = PyBytes_FromStringAndSize(NULL, nl);
-        PyObject *value = PyBytes_FromStringAndSize((const char *)p + vs, vl);
-        if (name == NULL || value == NULL) {
+        PyObject *name = header_name(p + ns, nl);
+        PyObject *value = name ? PyBytes_FromStringAndSize((const char *)p + vs, vl) : NULL;
+        PyObject *pair = value ? PyTuple_New(2) : NULL;
+        if (pair == NULL) {
             Py_XDECREF(name);
             Py_XDECREF(value);
-            Py_DECREF(headers);
-            return NULL;
-        }
-        char *lower = PyBytes_AS_STRING(name);
-        for (Py_ssize_t c = 0; c < nl; c++) {
-            unsigned char ch = p[ns + c];
-            lower[c] = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
-        }
-        PyObject *pair = PyTuple_New(2);
-        if (pair == NULL) {
-            Py_DECREF(name);
-            Py_DECREF(value);
-            Py_DECREF(headers);
+            Py_DECREF(found);
             return NULL;
         }
         PyTuple_SET_ITEM(pair, 0, name);
         PyTuple_SET_ITEM(pair, 1, value);
         PyList_SET_ITEM(headers, k, pair);
+        /* The noted values are the very objects in the list: no copies. */
+        if (vs == host) {
+            host_value = value;
+        } else if (vs == conn) {
+            conn_value = value;
+        } else if (vs == trace) {
+            trace_value = value;
+        }
     }
-    const char *s = (const char *)p;
-    return Py_BuildValue(
-        "(y#y#NnLOy#y#y#)",
-        s, method_len,
-        s + target_start, target_len,
-        headers,
-        end,
-        length,
-        keep_alive ? Py_True : Py_False,
-        host >= 0 ? s + host : NULL, host_len,
-        conn >= 0 ? s + conn : NULL, conn_len,
-        trace >= 0 ? s + trace : NULL, trace_len
-    );
+    PyObject *end_object = PyLong_FromSsize_t(end);
+    PyObject *length_object = end_object ? PyLong_FromLongLong(length) : NULL;
+    if (length_object == NULL) {
+        Py_XDECREF(end_object);
+        Py_DECREF(found);
+        return NULL;
+    }
+    PyObject *method = METHOD_OBJECTS[known];
+    PyObject *target = PyBytes_FromStringAndSize((const char *)p + target_start, target_len);
+    if (target == NULL) {
+        Py_DECREF(end_object);
+        Py_DECREF(length_object);
+        Py_DECREF(found);
+        return NULL;
+    }
+    PyObject *keep = keep_alive ? Py_True : Py_False;
+    Py_INCREF(method);
+    Py_INCREF(keep);
+    Py_INCREF(host_value);
+    Py_INCREF(conn_value);
+    Py_INCREF(trace_value);
+    PyTuple_SET_ITEM(found, 0, method);
+    PyTuple_SET_ITEM(found, 1, target);
+    PyTuple_SET_ITEM(found, 3, end_object);
+    PyTuple_SET_ITEM(found, 4, length_object);
+    PyTuple_SET_ITEM(found, 5, keep);
+    PyTuple_SET_ITEM(found, 6, host_value);
+    PyTuple_SET_ITEM(found, 7, conn_value);
+    PyTuple_SET_ITEM(found, 8, trace_value);
+    return found;
 }
 
 static PyObject *scan_response(PyObject *module, PyObject *arg) {
@@ -863,6 +928,18 @@ static struct PyModuleDef MODULE = {
 
 PyMODINIT_FUNC PyInit__heads(void) {
     fill_tables();
+    for (int m = 0; m < METHOD_COUNT; m++) {
+        METHOD_OBJECTS[m] = PyBytes_FromString(METHODS[m]);
+        if (METHOD_OBJECTS[m] == NULL) {
+            return NULL;
+        }
+    }
+    for (int k = 0; k < COMMON_COUNT; k++) {
+        COMMON_OBJECTS[k] = PyBytes_FromString(COMMON_NAMES[k]);
+        if (COMMON_OBJECTS[k] == NULL) {
+            return NULL;
+        }
+    }
     SET_NAME = PyUnicode_InternFromString("set");
     ADD_NAME = PyUnicode_InternFromString("add");
     REMOVE_NAME = PyUnicode_InternFromString("remove");
