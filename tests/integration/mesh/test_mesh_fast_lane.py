@@ -1,14 +1,20 @@
 """The fast lane forwards exactly what httptools' general path forwards, on real sockets.
 
 Each scenario runs three times through the outbound proxy: with the
-compiled helpers of :mod:`dirigent.mesh.heads` (scanning, the forwarded
-header block, the traceparent), with their pure-Python versions, and with
-scanning turned off (every byte through httptools, as before the fast lane,
-and the pure-Python helpers). The
-upstream must receive the same bytes each time, and the client the same
-responses (read back as status, headers and body: a head passed on as it
-came keeps the upstream's spelling, a rebuilt one is lowercased) and the
-same end of its connection.
+compiled helpers (:mod:`dirigent.mesh.heads`' scanning, forwarded header
+block and traceparent, and the access-log line), with their pure-Python
+versions, and with scanning turned off (every byte through httptools, as
+before the fast lane, and the pure-Python helpers). The upstreams must
+receive the same bytes each time, and the client the same responses (read
+back as status, headers and body: a head passed on as it came keeps the
+upstream's spelling, a rebuilt one is lowercased) and the same end of its
+connection.
+
+Every scenario runs under two policies: ``raw`` (the default route, one
+upstream) and ``full`` (a matched route with retries, a timeout and a
+header rewrite, outlier detection and a retry budget, two upstreams taken
+in turn, spans and an access log, on a clock that stands still so the
+records can be compared too).
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from collections.abc import Callable
 import httptools
 import pytest
 
-from dirigent.mesh import heads, outbound, upstream, wire
+from dirigent.mesh import heads, outbound, telemetry, upstream, wire
 from dirigent.mesh.endpoints import EndpointTable
 from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.proxy import Proxy
+from dirigent.mesh.telemetry import Span, SpanBuffer, Telemetry
 
 from .kit import on_uvloop, policy
 
@@ -33,6 +40,7 @@ Lane = dict[tuple[object, str], Callable[..., object]]
 PYTHON_HELPERS: Lane = {
     (outbound, "header_block"): heads.python_header_block,
     (outbound, "next_traceparent"): heads.python_next_traceparent,
+    (telemetry, "access_line"): telemetry.python_access_line,
 }
 LANES: dict[str, Lane] = {
     "python": {
@@ -52,10 +60,29 @@ if heads.COMPILED:
         (upstream, "scan_response"): heads.scan_response,
         (outbound, "header_block"): heads.header_block,
         (outbound, "next_traceparent"): heads.next_traceparent,
+        (telemetry, "access_line"): telemetry.access_line,
     }
 
 #: one response as the client reads it: status, (lowercased name, value) sorted, body
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: what one run gives: the upstreams' reads, the client's responses, whether
+#: the proxy closed, the access-log lines and the spans
+Outcome = tuple[list[bytes], list[Response], bool, list[str], list[Span]]
+FULL = """\
+  destinations:
+    payments:
+      outlier_detection: {consecutive_5xx: 5, base_ejection_time: 30}
+      retry_budget: {percent: 20, min_concurrency: 3}
+  routes:
+    payments:
+      timeout: 5
+      retries: {attempts: 2, retry_on: 5xx}
+      headers: {request: {set: {x-mesh: dirigent, Accept: text/plain}}}
+      rules:
+        - {name: api, match: {path: {prefix: /}}}
+"""
+#: policy name -> (mesh section, number of upstreams)
+POLICIES = {"raw": ("  routes: {}\n", 1), "full": (FULL, 2)}
 
 
 class _Responses:
@@ -77,11 +104,12 @@ class _Responses:
 
 
 async def run_scenario(
-    pieces: list[bytes], answer: bytes, count: int
-) -> tuple[list[bytes], list[Response], bool]:
-    """(what the upstream read, the responses the client read, whether the proxy closed)."""
+    pieces: list[bytes], answer: bytes, count: int, mesh: str = "raw"
+) -> Outcome:
+    """What one run through the proxy under the ``mesh`` policy gives."""
+    section, upstreams = POLICIES[mesh]
     seen: list[bytes] = []
-    address = b""
+    names: dict[bytes, bytes] = {}
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -92,7 +120,8 @@ async def run_scenario(
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 # The Host names the upstream's port, new in every run.
-                head = head.replace(address, b"upstream")
+                for address, name in names.items():
+                    head = head.replace(address, name)
                 seen.append(head + await reader.readexactly(length))
                 writer.write(answer)
                 await writer.drain()
@@ -102,13 +131,18 @@ async def run_scenario(
             pass
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    address = b"127.0.0.1:%d" % port
+    servers = [await asyncio.start_server(serve, "127.0.0.1", 0) for _ in range(upstreams)]
+    ports = sorted(server.sockets[0].getsockname()[1] for server in servers)
+    # Named by their order in the endpoint table, which is the order of their ports.
+    names.update({b"127.0.0.1:%d" % port: b"upstream-%d" % i for i, port in enumerate(ports)})
     table = EndpointTable()
-    table.update("payments", [Endpoint("127.0.0.1", port)])
-    loop = asyncio.get_running_loop()
-    proxy = Proxy(policy(), table, clock=loop.time, rng=random.Random(7))
+    table.update("payments", [Endpoint("127.0.0.1", port) for port in ports])
+    log: list[str] = []
+    spans = SpanBuffer()
+    proxy = Proxy(
+        policy(section), table, clock=lambda: 100.0, wall=lambda: 1_700_000_000.25,
+        rng=random.Random(7), telemetry=Telemetry(spans=spans, access_log=log.append),
+    )  # fmt: skip
     listener = await proxy.listen()
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", listener.sockets[0].getsockname()[1]
@@ -130,9 +164,10 @@ async def run_scenario(
     finally:
         writer.close()
         listener.close()
-        server.close()
+        for server in servers:
+            server.close()
         proxy.close()
-    return seen, responses.done, closed
+    return seen, responses.done, closed, log, spans.spans
 
 
 GET = b"GET /charge HTTP/1.1\r\nHost: payments\r\nAccept: */*\r\n\r\n"
@@ -170,19 +205,23 @@ SCENARIOS = {
         [GET, GET], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", 2,
     ),
     "an error response": ([GET], b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope", 1),
+    "an answer the full policy retries": (
+        [GET, GET], b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", 2,
+    ),
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("mesh", POLICIES)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @on_uvloop
-async def test_every_lane_forwards_what_httptools_forwards(scenario: str) -> None:
+async def test_every_lane_forwards_what_httptools_forwards(scenario: str, mesh: str) -> None:
     pieces, answer, count = SCENARIOS[scenario]
     results = {}
     for lane, helpers in LANES.items():
         with pytest.MonkeyPatch.context() as patch:
             for (module, name), helper in helpers.items():
                 patch.setattr(module, name, helper)
-            results[lane] = await run_scenario(pieces, answer, count)
+            results[lane] = await run_scenario(pieces, answer, count, mesh)
     general = results.pop("httptools only")
     for lane, result in results.items():
         assert result == general, lane
@@ -205,6 +244,6 @@ async def test_a_plain_exchange_takes_the_fast_lane_both_ways() -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(wire, "scan_request", scan_request)
         patch.setattr(upstream, "scan_response", scan_response)
-        _, responses, _ = await run_scenario([GET, POST], PLAIN, 2)
+        _, responses, *_ = await run_scenario([GET, POST], PLAIN, 2)
     assert [status for status, _, _ in responses] == [200, 200]
     assert taken == ["request", "response", "request", "response"]
