@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 
 import httptools
@@ -247,3 +249,22 @@ async def test_a_plain_exchange_takes_the_fast_lane_both_ways() -> None:
         _, responses, *_ = await run_scenario([GET, POST], PLAIN, 2)
     assert [status for status, _, _ in responses] == [200, 200]
     assert taken == ["request", "response", "request", "response"]
+
+
+def test_without_the_extensions_the_listeners_use_the_pure_python_versions() -> None:
+    # A fresh interpreter in which importing either compiled module fails, as
+    # on a machine where pip found no C compiler.
+    check = """
+import sys
+sys.modules["dirigent.mesh._heads"] = None
+sys.modules["dirigent.mesh._accesslog"] = None
+from dirigent.mesh import heads, inbound, outbound, telemetry, upstream, wire
+assert not heads.COMPILED
+assert wire.scan_request is heads.python_scan_request
+assert upstream.scan_response is heads.python_scan_response
+for module in (outbound, inbound):
+    assert module.header_block is heads.python_header_block
+    assert module.next_traceparent is heads.python_next_traceparent
+assert telemetry.access_line is telemetry.python_access_line
+"""
+    subprocess.run([sys.executable, "-c", check], check=True)
