@@ -434,7 +434,20 @@ static PyObject *scan_response(PyObject *module, PyObject *arg) {
     if (length < 0) {
         Py_RETURN_NONE; /* framed by the connection's end: httptools's business */
     }
-    return Py_BuildValue("(inL)", status, i, length);
+    PyObject *found = PyTuple_New(3);
+    PyObject *status_object = found ? PyLong_FromLong(status) : NULL;
+    PyObject *end_object = status_object ? PyLong_FromSsize_t(i) : NULL;
+    PyObject *length_object = end_object ? PyLong_FromLongLong(length) : NULL;
+    if (length_object == NULL) {
+        Py_XDECREF(end_object);
+        Py_XDECREF(status_object);
+        Py_XDECREF(found);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(found, 0, status_object);
+    PyTuple_SET_ITEM(found, 1, end_object);
+    PyTuple_SET_ITEM(found, 2, length_object);
+    return found;
 }
 
 /* -- the forwarded header block ------------------------------------------ */
@@ -795,7 +808,9 @@ static int word_of(PyObject *number, unsigned long long *word) {
  */
 static int new_id(PyObject *bits, int size, char *out, int width, PyObject **big) {
     static const char HEX[] = "0123456789abcdef";
-    PyObject *drawn = PyObject_CallFunction(bits, "i", size);
+    PyObject *size_object = PyLong_FromLong(size);
+    PyObject *drawn = size_object ? PyObject_CallOneArg(bits, size_object) : NULL;
+    Py_XDECREF(size_object);
     if (drawn == NULL) {
         return -1;
     }

@@ -112,7 +112,10 @@ class Exchange(Relay):
 
     def start(self) -> None:
         proxy, plan, request = self.proxy, self.plan, self.request
-        route = self.route = plan.route(request, self.target)
+        # A first route without conditions takes every request: no call for that.
+        route = self.route = (
+            plan.routes[0] if plan.catch_all == 0 else plan.route(request, self.target)
+        )
         if route is None:
             series = plan.none_series or proxy.series(plan, None)
         else:

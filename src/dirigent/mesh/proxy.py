@@ -219,7 +219,7 @@ class Plan:
         # Without header conditions the match depends on the method and the
         # path alone (the query is never matched): first_match's answer is
         # remembered per pair, in a bounded table, so a busy route is matched once.
-        key = (request.method, target.split(b"?", 1)[0])
+        key = (request.method, target.split(b"?", 1)[0] if b"?" in target else target)
         matched = self._matched.get(key, _UNKNOWN)
         if matched is _UNKNOWN:
             head = RequestHead(key[0].decode(), key[1].decode("latin-1"), _NO_HEADERS)
