@@ -174,6 +174,27 @@ def test_a_plain_request_is_scanned_whole(
 
 
 @pytest.mark.parametrize("scan", REQUEST_SCANNERS)
+def test_common_and_long_header_names_read_as_any_other(
+    scan: Callable[[bytes], heads.RequestScan | None],
+) -> None:
+    # The compiled scanner shares one object per common name and lowercases
+    # names longer than its 32-byte buffer separately: neither may show.
+    long_name = b"X-A-Header-Name-Longer-Than-Thirty-Two-Bytes"
+    data = (
+        b"GET / HTTP/1.1\r\nUSER-AGENT: wrk\r\nAccept: */*\r\nHost: p\r\n"
+        + long_name + b": 1\r\nTraceParent: t\r\n\r\n"
+    )  # fmt: skip
+    found = scan(data)
+    assert found is not None
+    assert found[2] == [
+        (b"user-agent", b"wrk"), (b"accept", b"*/*"), (b"host", b"p"), (long_name.lower(), b"1"),
+        (b"traceparent", b"t"),
+    ]  # fmt: skip
+    assert (found[6], found[8]) == (b"p", b"t")
+    assert found == heads.python_scan_request(data)
+
+
+@pytest.mark.parametrize("scan", REQUEST_SCANNERS)
 @pytest.mark.parametrize(
     "data",
     [
