@@ -122,9 +122,7 @@ class Exchange(Relay):
             series = route.series or proxy.series(plan, route)
         self.series = series
         series.in_flight += 1  # Series.start(), without the call
-        self.traceparent, self.parent_id = next_traceparent(
-            request.traceparent, proxy.rng.getrandbits
-        )
+        self.traceparent, self.parent_id = next_traceparent(request.traceparent, proxy.bits)
         if route is None:
             self._answer(404, b"no route\n")
             return
@@ -335,7 +333,17 @@ class Exchange(Relay):
         if not request.keep_alive or route.response_ops is not None:
             return False
         self.connection = None
-        self._end_attempt()
+        endpoint = self.endpoint
+        if (
+            self.timer is None
+            and not self.counted
+            and not self.holding_retry
+            and endpoint is not None
+        ):
+            # _end_attempt() of an attempt that holds nothing to give back, without the call.
+            self.endpoint, self.last = None, endpoint
+        else:
+            self._end_attempt()
         failed = status >= 500
         # _retried can only observe and say no to a success outside the
         # retriable set while no endpoint has a run of failures: skipped then.
@@ -346,7 +354,9 @@ class Exchange(Relay):
             return True
         self.status = status
         client = self.client
-        client.write(data)
+        if not client.closed:  # ServerConnection.write(), without the call
+            assert client.transport is not None
+            client.transport.write(data)
         self.plan.pool.release(connection)
         self._done()
         client.finish(True)

@@ -252,6 +252,8 @@ class Proxy:
         self.clock = clock
         self.wall = wall
         self.rng = rng
+        #: rng.getrandbits, bound once: every request draws its span id through it
+        self.bits = rng.getrandbits
         self.pool = Pool()
         self.tls_pool = Pool(tls.client) if tls is not None else None
         # spiffe://<app>/service/ : a callee's expected ID is this plus its name
