@@ -35,6 +35,21 @@ def _workflow(activity: str) -> dict[str, Any]:
     return {"StartAt": STEPS[0], "States": states}
 
 
+def _start(engine: Engine, name: str) -> tuple[str, dict[str, Any]]:
+    """The activity the workflow waits on, and its execution, started and advanced."""
+    activity: str = engine.catalog.create_activity({"name": "step"})["activityArn"]
+    arn = engine.catalog.create_state_machine(
+        {
+            "name": name,
+            "definition": json.dumps(_workflow(activity)),
+            "roleArn": "arn:aws:iam::1:role/r",
+        }
+    )["stateMachineArn"]
+    execution = engine.executions.start_execution({"stateMachineArn": arn, "input": "{}"})
+    engine.run_until_idle()
+    return activity, execution
+
+
 def _answer(engine: Engine, activity: str, value: str) -> None:
     task = engine.get_activity_task({"activityArn": activity, "workerName": "w"})
     assert task, "the activity has no task waiting"
@@ -57,16 +72,7 @@ def test_nodes_taking_turns_on_one_execution_each_continue_from_the_row(store_ur
     nodes = [Engine(store, functions=FunctionRegistry({})) for store in stores]
     try:
         first = nodes[0]
-        activity = first.catalog.create_activity({"name": "step"})["activityArn"]
-        arn = first.catalog.create_state_machine(
-            {
-                "name": "turns",
-                "definition": json.dumps(_workflow(activity)),
-                "roleArn": "arn:aws:iam::1:role/r",
-            }
-        )["stateMachineArn"]
-        execution = first.executions.start_execution({"stateMachineArn": arn, "input": "{}"})
-        first.run_until_idle()
+        activity, execution = _start(first, "turns")
         # Each result is applied by the other node than the one before: every
         # node's kept object is one transition behind the row when it next claims.
         for index, name in enumerate(STEPS):
@@ -123,16 +129,7 @@ def test_a_transition_that_did_not_commit_is_not_reused(store_url: str) -> None:
     store = _FailingCommits(open_store(store_url))
     engine = Engine(store, functions=FunctionRegistry({}))  # type: ignore[arg-type]
     try:
-        activity = engine.catalog.create_activity({"name": "step"})["activityArn"]
-        arn = engine.catalog.create_state_machine(
-            {
-                "name": "rolled-back",
-                "definition": json.dumps(_workflow(activity)),
-                "roleArn": "arn:aws:iam::1:role/r",
-            }
-        )["stateMachineArn"]
-        execution = engine.executions.start_execution({"stateMachineArn": arn, "input": "{}"})
-        engine.run_until_idle()
+        activity, execution = _start(engine, "rolled-back")
         for name in STEPS:
             _answer(engine, activity, name.lower())
             store.failures = 1
