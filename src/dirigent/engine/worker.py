@@ -259,12 +259,17 @@ class Worker:
         """One transaction's worth of work: ``(executions advanced, next due time)``."""
         if self._isolate:
             return self._run_isolated(), None
+        now = self.clock()
         with self._finished_lock:
+            if not self._finished and not self._requests and not self._due(now):
+                # Nothing to write and nothing to read: no transaction at all
+                # (an empty one still takes the store's lock, and on the way
+                # back from every wake-up there would be one).
+                return 0, self._known_due
             finished, self._finished = self._finished, []
             requests, self._requests = self._requests, []
             self._in_flight.difference_update(f.task.token for f in finished)
             self._writers += 1
-        now = self.clock()
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
@@ -318,6 +323,16 @@ class Worker:
             self.stats.commits += 1
         self._submit(outcome.local_tasks)
         return outcome.advanced + len(requests), next_due
+
+    def _due(self, now: float) -> bool:
+        """Whether the store has anything for this node to look at by ``now``."""
+        return (
+            self._scan
+            or now >= self._scan_at
+            or now >= self._reclaim_at
+            or now >= self._renew_at
+            or (self._known_due is not None and now >= self._known_due)
+        )
 
     def _deliver(
         self, tx: Transaction, finished: list[_Finished], now: float, outcome: Outcome

@@ -7,7 +7,9 @@ its own error, and the caller's own transaction when the loop is not there.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dirigent.engine import Engine
+from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.engine.errors import ServiceError
 from dirigent.engine.transitions import Outcome, Writes
 from dirigent.store import Store, open_store
@@ -184,3 +186,76 @@ def test_a_start_is_not_handed_over_without_the_loop(tmp_path: Path) -> None:
         assert called == []
     finally:
         store.close()
+
+
+def test_an_execution_run_alone_costs_one_transaction_per_transition(tmp_path: Path) -> None:
+    # A start and three Task states: four transitions, four transactions. A
+    # loop waking up with nothing to write or to read opens none.
+    store = CountingStore(open_store(f"sqlite:///{tmp_path / 'alone.db'}"))
+    counted = _TransactionCount(store)
+    built = Engine(
+        counted,  # type: ignore[arg-type]
+        settings=EngineSettings(idle_poll=30.0),
+        functions=FunctionRegistry({"echo": lambda event: event}),
+    )
+    task = {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:echo"}
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {**task, "Next": "B"},
+            "B": {**task, "Next": "C"},
+            "C": {**task, "End": True},
+        },
+    }
+    arn = built.catalog.create_state_machine(
+        {"name": "alone", "definition": json.dumps(definition), "roleArn": "arn:aws:iam::1:role/r"}
+    )["stateMachineArn"]
+    built.start()
+    try:
+        time.sleep(0.2)  # the loop's first look at the store (leases to reclaim) is done
+        counted.transactions = 0
+        execution = built.executions.start_execution({"stateMachineArn": arn, "input": "{}"})
+        deadline = time.monotonic() + 10
+        while built.executions.describe_execution(execution)["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "the execution did not finish"
+            time.sleep(0.01)
+        described = counted.transactions
+        time.sleep(0.2)
+    finally:
+        built.stop()
+        store.close()
+    # Every describe_execution above is a transaction of its own, counted apart.
+    assert described - counted.reads == 4
+    assert counted.transactions - counted.reads == 4
+
+
+class _TransactionCount:
+    """A store that counts its transactions, and those that were describe reads."""
+
+    def __init__(self, inner: CountingStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.transactions = 0
+        self.reads = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        self.transactions += 1
+        with self.inner.transaction() as tx:
+            yield _Reads(tx, self)  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Reads:
+    def __init__(self, tx: Transaction, count: _TransactionCount) -> None:
+        self._tx = tx
+        self._count = count
+
+    def get_execution(self, arn: str) -> Any:
+        self._count.reads += 1
+        return self._tx.get_execution(arn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
