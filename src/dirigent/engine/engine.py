@@ -28,7 +28,7 @@ from dirigent.engine.errors import (
     StateMachineTypeNotSupported,
     ValidationException,
 )
-from dirigent.engine.executions import Executions
+from dirigent.engine.executions import Executions, random_hex
 from dirigent.engine.functions import FunctionRegistry
 from dirigent.engine.transitions import Context, Outcome, Resident
 from dirigent.engine.worker import Worker
@@ -157,7 +157,7 @@ class Engine:
                 tx, params.get("StateMachineArn"), self._pick
             )
             name = params.get("Name")
-            name = check_name(name) if name is not None else secrets.token_hex(16)
+            name = check_name(name) if name is not None else random_hex(16)
             child_input = params.get("Input", {})
             if isinstance(child_input, str):
                 child_input = json.loads(child_input)
@@ -171,7 +171,7 @@ class Engine:
                 started_with=started_with,
                 definition=definition,
                 role_arn=role,
-                token_prefix=secrets.token_hex(12) + ":",
+                token_prefix=random_hex(12) + ":",
                 machine_type=machine.type,
                 parent_arn=parent.arn if command.sync else None,
                 parent_token=command.token if command.sync else None,

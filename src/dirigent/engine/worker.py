@@ -41,8 +41,13 @@ class _Finished:
     """A task this node ran: its signals, and whether its row is done with."""
 
     task: TaskRecord
-    bodies: list[str]
+    signals: list[Signal]
     keep_waiting: bool
+
+    @property
+    def bodies(self) -> list[str]:
+        """The signals as the queue keeps them: encoded only if they go there."""
+        return [codec.encode_signal(signal) for signal in self.signals]
 
 
 Settle = Callable[[Any, "BaseException | None"], None]
@@ -292,7 +297,7 @@ class Worker:
                     self._renew_leases(tx, now)
                 if outcome.touched or outcome.timers:
                     self._scan = True
-                if self._scan or now >= self._scan_at or now >= (self._known_due or now + 1):
+                if self._queue_due(now):
                     # Cleared before reading: whoever enqueues after this read
                     # sets it again, and the next iteration looks.
                     self._scan = False
@@ -326,11 +331,13 @@ class Worker:
 
     def _due(self, now: float) -> bool:
         """Whether the store has anything for this node to look at by ``now``."""
+        return self._queue_due(now) or now >= self._reclaim_at or now >= self._renew_at
+
+    def _queue_due(self, now: float) -> bool:
+        """Whether the signal queue is to be read now (see ``_scan``)."""
         return (
             self._scan
             or now >= self._scan_at
-            or now >= self._reclaim_at
-            or now >= self._renew_at
             or (self._known_due is not None and now >= self._known_due)
         )
 
@@ -356,8 +363,7 @@ class Worker:
                 claimed.append(record)
                 items = by_execution.pop(record.arn)
                 _apply_finished(writes, items, now, enqueue=False)
-                signals = [codec.decode_signal(body) for item in items for body in item.bodies]
-                results[record.arn] = [s for s in signals if not isinstance(s, str)]
+                results[record.arn] = [signal for item in items for signal in item.signals]
         for items in by_execution.values():
             # Held by another node, or over: the results wait in the queue.
             _apply_finished(writes, items, now)
@@ -476,7 +482,7 @@ class Worker:
             signals = [TaskFailed(command.token, "States.Runtime", f"task runner failed: {exc}")]
         return _Finished(
             task=task,
-            bodies=[codec.encode_signal(s) for s in signals],
+            signals=signals,
             keep_waiting=command.wait_for_token and len(signals) <= 1,
         )
 
@@ -504,24 +510,16 @@ class Worker:
         try:
             with self.store.transaction() as tx:
                 record = tx.claim_execution(finished.task.execution_arn)
+                writes = Writes()
                 if record is not None and record.status == "RUNNING":
-                    # The result goes straight into the transition, not through the queue.
-                    writes = Writes()
+                    # The result goes straight into the transition, not through the
+                    # queue, and the task's row goes in the same flush as its rows.
                     _apply_finished(writes, [finished], now, enqueue=False)
-                    writes.flush(tx)
-                    extra = [codec.decode_signal(body) for body in finished.bodies]
-                    advance(
-                        tx,
-                        record,
-                        now,
-                        self.context,
-                        outcome,
-                        extra=[signal for signal in extra if not isinstance(signal, str)],
-                    )
+                    advance(tx, record, now, self.context, outcome,
+                            extra=finished.signals, writes=writes)  # fmt: skip
                 else:
-                    writes = Writes()
                     _apply_finished(writes, [finished], now)
-                    writes.flush(tx)
+                writes.flush(tx)
         except Exception:
             log.exception("could not commit the result of task %s here", finished.task.token)
             with self._finished_lock:
