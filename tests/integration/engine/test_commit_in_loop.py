@@ -29,11 +29,16 @@ class Refused(ServiceError):
 
 
 class CountingStore:
-    """A real SQLite store that counts the transactions that write signals."""
+    """A real SQLite store that counts the transactions that write signals.
 
-    def __init__(self, inner: Store) -> None:
+    ``slow``: each such transaction takes that long more (a slow disk), so
+    that requests arriving meanwhile pile up behind it.
+    """
+
+    def __init__(self, inner: Store, slow: float = 0.0) -> None:
         self.inner = inner
         self.url = inner.url
+        self.slow = slow
         self.writing = 0
 
     @contextmanager
@@ -41,6 +46,8 @@ class CountingStore:
         with self.inner.transaction() as tx:
             wrote: list[int] = []
             yield _Counted(tx, wrote)  # type: ignore[misc]
+            if wrote:
+                time.sleep(self.slow)
         if wrote:
             self.writing += 1
 
@@ -86,6 +93,7 @@ def test_many_callers_share_the_loops_transactions_each_with_its_own_answer(
     engine: tuple[Engine, CountingStore],
 ) -> None:
     built, store = engine
+    store.slow = 0.02
     answers: dict[int, Any] = {}
 
     def call(n: int) -> None:
@@ -108,7 +116,8 @@ def test_many_callers_share_the_loops_transactions_each_with_its_own_answer(
         kept = {n for n in range(60) if tx.due_signals(f"execution-{n}", 1.0)}
     # A refused request wrote nothing; every other one committed.
     assert kept == set(range(60)) - set(refused)
-    assert store.writing < 60, store.writing
+    # One transaction each would be len(kept); behind a slow commit they share.
+    assert store.writing <= len(kept) // 3, store.writing
 
 
 def test_a_failed_transaction_fails_every_request_in_it(
