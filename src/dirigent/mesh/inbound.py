@@ -301,11 +301,7 @@ class _Exchange(Relay):
         self.client.finish(self.request.keep_alive)
 
     def response_lost(self, connection: Connection) -> None:
-        if self.relaying is connection:
-            # The replica broke off mid-body: the caller's response is cut too.
-            self.relaying = None
-            self.client.backpressure = None
-            self.client.close()
+        if self.cut_relay(connection):
             self._done()
             self.client.finish(False)
             return

@@ -380,11 +380,7 @@ class Exchange(Relay):
         self.client.finish(self.request.keep_alive)
 
     def response_lost(self, connection: Connection) -> None:
-        if self.relaying is connection:
-            # The upstream broke off mid-body: the client's response is cut too.
-            self.relaying = None
-            self.client.backpressure = None
-            self.client.close()
+        if self.cut_relay(connection):
             self._done()
             self.client.finish(False)
             return

@@ -83,6 +83,16 @@ class Relay:
         self.client.backpressure = None
         self.relaying = None
 
+    def cut_relay(self, connection: Connection) -> bool:
+        """``connection`` broke off: if its response was being passed on, the
+        client's response is cut too (its connection closed); ``True`` then."""
+        if self.relaying is not connection:
+            return False
+        self.relaying = None
+        self.client.backpressure = None
+        self.client.close()
+        return True
+
     def begin_tunnel(self, connection: Connection, headers: list[tuple[bytes, bytes]]) -> None:
         """Pass the ``101`` on and join the client to ``connection`` both ways."""
         client = self.client
