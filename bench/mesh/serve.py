@@ -17,7 +17,6 @@ import sys
 import uvloop
 
 from dirigent.manifest import parse_manifest
-from dirigent.mesh.ca import CertificateAuthority
 from dirigent.mesh.config import MeshPolicy
 from dirigent.mesh.endpoints import EndpointTable
 from dirigent.mesh.inbound import Inbound
@@ -25,7 +24,6 @@ from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.proxy import Proxy
 from dirigent.mesh.section import MESH_SECTIONS
 from dirigent.mesh.telemetry import Telemetry
-from dirigent.mesh.tls import ServiceTls
 
 FULL = """\
   mtls: {mtls}
@@ -62,6 +60,11 @@ async def main(mode: str, port: int, upstream: int) -> None:
         sink = open("/dev/null", "w")  # noqa: SIM115 - lives as long as the process
         telemetry = Telemetry(access_log=lambda line: sink.write(line + "\n"))
         if mode == "mtls":
+            # Only here: the CA brings ``cryptography``, which the other modes
+            # must not carry in their RSS, as a mesh worker without TLS does not.
+            from dirigent.mesh.ca import CertificateAuthority
+            from dirigent.mesh.tls import ServiceTls
+
             ca = CertificateAuthority.create("bench", now=dt.datetime.now(dt.UTC))
             now = dt.datetime.now(dt.UTC)
             inbound = Inbound(

@@ -4,7 +4,9 @@ The CA signs each service a short-lived certificate whose only name is its
 SPIFFE ID (``spiffe://<app>/service/<name>``) as a URI in the subject
 alternative name, as Istio's istiod does for workloads. Listeners present it
 for mutual TLS and read the caller's SPIFFE ID from the certificate it
-presented (:func:`peer_identity`); authorization sees nothing else.
+presented (:func:`~dirigent.mesh.identity.peer_identity`); authorization sees
+nothing else. Only what signs lives here, with ``cryptography``: listeners
+import :mod:`dirigent.mesh.identity`, never this module.
 
 Keys are ECDSA P-256: they make and verify handshakes several times faster
 than 2048-bit RSA, which matters when every hop is a handshake.
@@ -16,14 +18,13 @@ the shell hands in ``now`` and decides where identities live.
 from __future__ import annotations
 
 import datetime as dt
-import ssl
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dirigent.mesh.identity import Identity
 from dirigent.mesh.policy.authz import service_identity
 
 #: how long a service identity lives unless asked otherwise (Istio's default is 24 h)
@@ -33,19 +34,6 @@ DEFAULT_CA_LIFETIME = dt.timedelta(days=365)
 #: certificates start this much before "now", so a peer whose clock lags a
 #: little does not reject a certificate issued a moment ago
 CLOCK_SKEW = dt.timedelta(minutes=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """A service's certificate and key (PEM), and the trust bundle to check peers against."""
-
-    spiffe_id: str
-    certificate_pem: bytes
-    key_pem: bytes
-    trust_pem: bytes
-    #: seconds since the epoch
-    not_before: float
-    not_after: float
 
 
 class CertificateAuthority:
@@ -146,17 +134,3 @@ def _key_usage(*, ca: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
-
-
-def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
-    """The SPIFFE ID in the verified certificate a peer presented; None without one."""
-    if ssl_object is None:
-        return None
-    certificate = ssl_object.getpeercert()
-    if not certificate:
-        return None
-    names: tuple[tuple[str, str], ...] = certificate.get("subjectAltName", ())  # type: ignore[assignment]  # typeshed types the SAN loosely
-    for kind, value in names:
-        if kind == "URI" and value.startswith("spiffe://"):
-            return value
-    return None

@@ -30,8 +30,8 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
-from dirigent.mesh.ca import peer_identity
 from dirigent.mesh.config import MtlsMode
+from dirigent.mesh.identity import peer_identity
 from dirigent.mesh.tls import ServiceTls
 
 #: makes the protocol that serves one settled connection

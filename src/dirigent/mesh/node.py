@@ -31,9 +31,10 @@ from typing import Protocol
 from dirigent.manifest import Manifest
 from dirigent.mesh.addressing import replica_environment
 from dirigent.mesh.admin import Admin
-from dirigent.mesh.ca import CertificateAuthority, Identity
+from dirigent.mesh.ca import CertificateAuthority
 from dirigent.mesh.config import MeshPolicy
 from dirigent.mesh.endpoints import EndpointTable
+from dirigent.mesh.identity import Identity
 from dirigent.mesh.inbound import Inbound
 from dirigent.mesh.ingress import Ingress
 from dirigent.mesh.load import Counters, Load, measure

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dirigent.mesh import http1
-from dirigent.mesh.ca import peer_identity
 from dirigent.mesh.heads import header_block, next_traceparent
+from dirigent.mesh.identity import peer_identity
 from dirigent.mesh.policy import retry
 from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.policy.headers import rewrite_bytes

@@ -26,7 +26,7 @@ import ssl
 import tempfile
 from collections.abc import Awaitable, Callable
 
-from dirigent.mesh.ca import Identity
+from dirigent.mesh.identity import Identity
 from dirigent.mesh.policy import rotation
 
 

@@ -42,8 +42,8 @@ from collections.abc import Callable
 import httptools
 
 from dirigent.mesh import http1
-from dirigent.mesh.ca import peer_identity
 from dirigent.mesh.heads import scan_request
+from dirigent.mesh.identity import peer_identity
 
 #: the largest request body held (a retry must send it again)
 MAX_BODY = 8 * 2**20

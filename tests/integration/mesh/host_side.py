@@ -31,8 +31,8 @@ from typing import Any
 import uvloop
 
 from dirigent.mesh import http1
-from dirigent.mesh.ca import Identity
 from dirigent.mesh.endpoints import EndpointTable
+from dirigent.mesh.identity import Identity
 from dirigent.mesh.inbound import Inbound
 from dirigent.mesh.policy.balance import Endpoint
 from dirigent.mesh.proxy import Proxy

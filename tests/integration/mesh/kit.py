@@ -19,8 +19,9 @@ import uvloop
 
 from dirigent.manifest import parse_manifest
 from dirigent.mesh import http1
-from dirigent.mesh.ca import CertificateAuthority, Identity
+from dirigent.mesh.ca import CertificateAuthority
 from dirigent.mesh.config import MeshPolicy
+from dirigent.mesh.identity import Identity
 from dirigent.mesh.section import MESH_SECTIONS
 
 

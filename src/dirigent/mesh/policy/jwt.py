@@ -10,7 +10,10 @@ must hold at ``now`` within a small leeway for clock skew.
 
 A rejection is data (:class:`Rejected` with the reason), never an exception.
 This module must never fetch keys or read a clock: the shell hands in the
-keys it loaded and the time.
+keys it loaded and the time. It imports ``cryptography`` only when a JWKS is
+read or a token verified, never at import: the manifest's model imports
+:class:`JwtRule`, and a mesh worker without a gateway should not carry the
+package.
 """
 
 from __future__ import annotations
@@ -20,16 +23,14 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 #: seconds of clock skew tolerated on ``exp`` and ``nbf`` (Envoy's default)
 DEFAULT_LEEWAY = 60
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PublicKey: TypeAlias = "rsa.RSAPublicKey | ec.EllipticCurvePublicKey"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ def read_jwks(document: Mapping[str, Any]) -> dict[str, PublicKey]:
 
 
 def _public_key(jwk: Mapping[str, Any]) -> PublicKey | None:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: PLC0415 - see _signature_ok
+
     try:
         if jwk.get("kty") == "RSA":
             n, e = _integer(jwk["n"]), _integer(jwk["e"])
@@ -120,6 +123,16 @@ def verify(
 
 
 def _signature_ok(alg: str, key: PublicKey, signed: bytes, signature: bytes) -> bool:
+    # cryptography is imported here and in _public_key, not at the top: the
+    # manifest's model (JwtRule) and every listener import this module, and
+    # only a gateway that checks tokens should pay the package's memory.
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.utils import (  # noqa: PLC0415
+        encode_dss_signature,
+    )
+
     try:
         if alg == "RS256" and isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
