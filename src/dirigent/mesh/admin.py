@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 
 from dirigent.mesh import http1
+from dirigent.mesh.heads import Request
 from dirigent.mesh.telemetry import Metrics
-from dirigent.mesh.wire import Request, ServerConnection
+from dirigent.mesh.wire import ServerConnection
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 

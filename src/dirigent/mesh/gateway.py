@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dirigent.mesh.config import GatewayRoute
+from dirigent.mesh.heads import Request
 from dirigent.mesh.policy import jwt
 from dirigent.mesh.proxy import MAX_BODY, Proxy
-from dirigent.mesh.wire import Request, ServerConnection
+from dirigent.mesh.wire import ServerConnection
 
 __all__ = ["Gateway", "GatewayRoute", "Jwks"]
 

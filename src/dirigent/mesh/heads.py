@@ -3,13 +3,16 @@
 The listeners parse with httptools, which calls back into Python once per
 header and per message event. Most requests and responses crossing the mesh
 are plain: a whole head in one read, a handful of headers, a body framed by
-``Content-Length``. For those, two functions here answer in one call what
+``Content-Length``. For those, three functions here answer in one call what
 the parser's callbacks would have told piece by piece:
 
 - :func:`scan_request` reads a request head at the start of ``data``: method,
   target, headers (names lowercased, values as sent), where the head ends,
   the body's length, whether the connection stays open, and the Host,
   Connection and traceparent values the listeners note while parsing;
+- :func:`read_request` is :func:`scan_request` for the fast lane: when the
+  data is exactly one whole request (the head, then all of its body and
+  nothing more), the :class:`Request` itself;
 - :func:`scan_response` says whether a response head may be passed on to
   the client byte for byte (it carries no hop-by-hop header and a
   ``Content-Length``) and gives its status, where it ends and the length.
@@ -24,7 +27,7 @@ request, so the fast lane and the general path share them:
 - :func:`next_traceparent` is :func:`dirigent.mesh.policy.trace.next_traceparent`
   (the same draws, the same bytes) without the Python formatting.
 
-Both return None for anything they do not recognise as plain: an unknown
+The scanners return None for anything they do not recognise as plain: an unknown
 method, a target that is not origin-form or holds unusual characters, a
 version other than HTTP/1.1, ``Transfer-Encoding``, ``Upgrade``, a
 ``Connection`` other than ``close`` or ``keep-alive``, a repeated or odd
@@ -51,8 +54,8 @@ from dirigent.mesh.policy.headers import ByteOps, rewrite_bytes
 from dirigent.mesh.policy.trace import next_traceparent
 
 __all__ = [
-    "COMPILED", "RequestScan", "ResponseScan", "header_block", "next_traceparent", "scan_request",
-    "scan_response",
+    "COMPILED", "Request", "RequestScan", "ResponseScan", "header_block", "next_traceparent",
+    "read_request", "scan_request", "scan_response",
 ]  # fmt: skip
 
 #: (method, target, headers, end of head, body length, keep-alive, host, connection, traceparent)
@@ -125,6 +128,74 @@ def scan_request(data: bytes) -> RequestScan | None:
     )  # fmt: skip
 
 
+class Request:
+    """One parsed request; a slotted object, not a dataclass, as one is made per request.
+
+    Made by whichever parser read it: httptools' callbacks in
+    :mod:`dirigent.mesh.wire`, or :func:`read_request` in the fast lane, whose
+    compiled version fills the slots of a new instance directly (the class is
+    the same either way; only ``__init__`` is skipped).
+    """
+
+    __slots__ = (
+        "body", "connection", "headers", "host", "keep_alive", "method", "target", "traceparent",
+        "upgrade",
+    )  # fmt: skip
+
+    def __init__(  # noqa: PLR0917 - positional too: one is made per request
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+        connection: bytes | None = None,
+        host: bytes | None = None,
+        traceparent: bytes | None = None,
+        upgrade: bytes | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        #: names lowercased, in the order the client sent them
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        #: the Connection header's value, if sent: it names more hop-by-hop headers
+        self.connection = connection
+        #: the Host header's value, noted while parsing (every listener reads it)
+        self.host = host
+        #: the first traceparent, noted while parsing (every hop continues it)
+        self.traceparent = traceparent
+        #: the protocol asked for, on an upgrade request the parser stopped at
+        self.upgrade = upgrade
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of ``name`` (lowercase), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def read_request(data: bytes, max_body: int, request: type[Request]) -> Request | None:
+    """The request ``data`` holds, if it is one plain request, whole, and nothing after it.
+
+    None if :func:`scan_request` does not recognise its head, if its body is
+    not all there or is followed by more bytes, or if it is longer than
+    ``max_body``. ``request`` is :class:`Request` (passed in so that the
+    compiled version, which fills its slots without ``__init__``, is told
+    which class to make).
+    """
+    found = python_scan_request(data)  # this module's, even when the compiled one is bound
+    if found is None:
+        return None
+    method, target, headers, end, length, keep_alive, host, connection, trace = found
+    if end + length != len(data) or length > max_body:
+        return None
+    body = data[end:] if length else b""
+    return request(method, target, headers, body, keep_alive, connection, host, trace)
+
+
 def scan_response(data: bytes) -> ResponseScan | None:
     """A response head that may pass on unchanged (status, end, length); None otherwise."""
     found = _RESPONSE.match(data)
@@ -173,6 +244,7 @@ def header_block(
 
 #: the pure-Python versions, kept by name for the tests that hold the compiled ones to them
 python_scan_request = scan_request
+python_read_request = read_request
 python_scan_response = scan_response
 python_header_block = header_block
 python_next_traceparent = next_traceparent
@@ -181,6 +253,7 @@ try:
     from dirigent.mesh._heads import (  # type: ignore[assignment]
         header_block,
         next_traceparent,
+        read_request,
         scan_request,
         scan_response,
     )

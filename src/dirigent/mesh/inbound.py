@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 from dirigent.mesh import http1
 from dirigent.mesh.config import HttpRoute, MeshPolicy, MtlsMode
-from dirigent.mesh.heads import header_block, next_traceparent
+from dirigent.mesh.heads import Request, header_block, next_traceparent
 from dirigent.mesh.listener import Listener
 from dirigent.mesh.policy import authz, fault
 from dirigent.mesh.policy.routing import RequestHead, first_match
@@ -46,7 +46,7 @@ from dirigent.mesh.relay import Relay
 from dirigent.mesh.telemetry import Series, Telemetry
 from dirigent.mesh.tls import ServiceTls
 from dirigent.mesh.upstream import Connection, Pool
-from dirigent.mesh.wire import MAX_BODY, Request, ServerConnection
+from dirigent.mesh.wire import MAX_BODY, ServerConnection
 
 __all__ = ["MAX_BODY", "UNKNOWN_SOURCE", "Inbound"]
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dirigent.mesh import http1
-from dirigent.mesh.heads import header_block, next_traceparent
+from dirigent.mesh.heads import Request, header_block, next_traceparent
 from dirigent.mesh.identity import peer_identity
 from dirigent.mesh.policy import retry
 from dirigent.mesh.policy.balance import Endpoint
@@ -44,7 +44,7 @@ from dirigent.mesh.policy.headers import rewrite_bytes
 from dirigent.mesh.policy.outcome import Failure, Outcome, status_for
 from dirigent.mesh.relay import Relay
 from dirigent.mesh.upstream import Connection
-from dirigent.mesh.wire import Request, ServerConnection
+from dirigent.mesh.wire import ServerConnection
 
 if TYPE_CHECKING:
     from dirigent.mesh.proxy import Plan, Proxy, RoutePlan

@@ -55,6 +55,7 @@ from types import MappingProxyType
 from dirigent.mesh.config import DestinationPolicy, HttpRoute, MeshPolicy, MtlsMode
 from dirigent.mesh.counters import BreakerCounters, OutlierTracker
 from dirigent.mesh.endpoints import EndpointTable
+from dirigent.mesh.heads import Request
 from dirigent.mesh.outbound import Deadlines, Exchange, Shadow
 from dirigent.mesh.policy import ratelimit, retry
 from dirigent.mesh.policy.balance import (
@@ -70,7 +71,7 @@ from dirigent.mesh.policy.routing import RequestHead, RouteMatch, first_match
 from dirigent.mesh.telemetry import Series, Telemetry
 from dirigent.mesh.tls import ServiceTls
 from dirigent.mesh.upstream import Pool
-from dirigent.mesh.wire import MAX_BODY, Request, ServerConnection
+from dirigent.mesh.wire import MAX_BODY, ServerConnection
 
 __all__ = ["MAX_BODY", "MAX_RINGS", "Proxy"]
 

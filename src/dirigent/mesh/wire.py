@@ -11,12 +11,12 @@ pushes back through ``pause_writing``, which the handler is told about so it
 can stop reading its upstream.
 
 A request whose head and body arrive whole in one read, with nothing after
-them, takes the fast lane: :func:`dirigent.mesh.heads.scan_request` reads it
-in one call, and httptools is not involved. Anything it does not recognise as
-plain (chunked bodies, upgrades, heads split across reads, pipelined
-requests, unusual bytes) goes through httptools as before; so does every
-read while httptools is inside a message or a request is being answered,
-which keeps requests in order.
+them, takes the fast lane: :func:`dirigent.mesh.heads.read_request` reads it
+into a :class:`~dirigent.mesh.heads.Request` in one call, and httptools is not
+involved. Anything it does not recognise as plain (chunked bodies,
+upgrades, heads split across reads, pipelined requests, unusual bytes) goes
+through httptools as before; so does every read while httptools is inside
+a message or a request is being answered, which keeps requests in order.
 
 Request bodies are held whole, up to ``max_body`` (a retry must send them
 again); a larger body, or bytes that are not HTTP/1.1, get 400 and the
@@ -42,7 +42,7 @@ from collections.abc import Callable
 import httptools
 
 from dirigent.mesh import http1
-from dirigent.mesh.heads import scan_request
+from dirigent.mesh.heads import Request, read_request
 from dirigent.mesh.identity import peer_identity
 
 #: the largest request body held (a retry must send it again)
@@ -53,49 +53,6 @@ _BAD_REQUEST = (
     http1.response_head(400, [(b"content-type", b"text/plain")], length=12, keep_alive=False)
     + b"bad request\n"
 )
-
-
-class Request:
-    """One parsed request; a slotted object, not a dataclass, as one is made per request."""
-
-    __slots__ = (
-        "body", "connection", "headers", "host", "keep_alive", "method", "target", "traceparent",
-        "upgrade",
-    )  # fmt: skip
-
-    def __init__(  # noqa: PLR0917 - positional too: the fast lane passes them so, one per request
-        self,
-        method: bytes,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        keep_alive: bool,
-        connection: bytes | None = None,
-        host: bytes | None = None,
-        traceparent: bytes | None = None,
-        upgrade: bytes | None = None,
-    ) -> None:
-        self.method = method
-        self.target = target
-        #: names lowercased, in the order the client sent them
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-        #: the Connection header's value, if sent: it names more hop-by-hop headers
-        self.connection = connection
-        #: the Host header's value, noted while parsing (every listener reads it)
-        self.host = host
-        #: the first traceparent, noted while parsing (every hop continues it)
-        self.traceparent = traceparent
-        #: the protocol asked for, on an upgrade request the parser stopped at
-        self.upgrade = upgrade
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first value of ``name`` (lowercase), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
 
 
 #: handles one request; answers through the connection, later or at once
@@ -166,20 +123,12 @@ class ServerConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._plain and not self.busy and not self._mid and not self._queue:
-            found = scan_request(data)
-            if found is not None:
-                method, target, headers, end, length, keep_alive, host, connection, trace = found
-                if end + length == len(data) and length <= self._max_body:
-                    # Exactly one whole request: what on_message_complete would have made.
-                    self.busy = True
-                    self._dispatch(
-                        self,
-                        Request(
-                            method, target, headers, data[end:] if length else b"", keep_alive,
-                            connection, host, trace,
-                        ),
-                    )  # fmt: skip
-                    return
+            # Exactly one whole request: what on_message_complete would have made.
+            request = read_request(data, self._max_body, Request)
+            if request is not None:
+                self.busy = True
+                self._dispatch(self, request)
+                return
         if self._tunnel is not None:
             self._tunnel(data)
             return

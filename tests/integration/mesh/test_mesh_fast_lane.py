@@ -46,19 +46,19 @@ PYTHON_HELPERS: Lane = {
 }
 LANES: dict[str, Lane] = {
     "python": {
-        (wire, "scan_request"): heads.python_scan_request,
+        (wire, "read_request"): heads.python_read_request,
         (upstream, "scan_response"): heads.python_scan_response,
         **PYTHON_HELPERS,
     },
     "httptools only": {
-        (wire, "scan_request"): lambda data: None,
+        (wire, "read_request"): lambda data, max_body, request: None,
         (upstream, "scan_response"): lambda data: None,
         **PYTHON_HELPERS,
     },
 }
 if heads.COMPILED:
     LANES["compiled"] = {
-        (wire, "scan_request"): heads.scan_request,
+        (wire, "read_request"): heads.read_request,
         (upstream, "scan_response"): heads.scan_response,
         (outbound, "header_block"): heads.header_block,
         (outbound, "next_traceparent"): heads.next_traceparent,
@@ -233,8 +233,10 @@ async def test_every_lane_forwards_what_httptools_forwards(scenario: str, mesh: 
 async def test_a_plain_exchange_takes_the_fast_lane_both_ways() -> None:
     taken: list[str] = []
 
-    def scan_request(data: bytes) -> heads.RequestScan | None:
-        found = heads.scan_request(data)
+    def read_request(
+        data: bytes, max_body: int, request: type[heads.Request]
+    ) -> heads.Request | None:
+        found = heads.read_request(data, max_body, request)
         taken.extend(["request"] if found is not None else [])
         return found
 
@@ -244,7 +246,7 @@ async def test_a_plain_exchange_takes_the_fast_lane_both_ways() -> None:
         return found
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(wire, "scan_request", scan_request)
+        patch.setattr(wire, "read_request", read_request)
         patch.setattr(upstream, "scan_response", scan_response)
         _, responses, *_ = await run_scenario([GET, POST], PLAIN, 2)
     assert [status for status, _, _ in responses] == [200, 200]
@@ -260,7 +262,7 @@ sys.modules["dirigent.mesh._heads"] = None
 sys.modules["dirigent.mesh._accesslog"] = None
 from dirigent.mesh import heads, inbound, outbound, telemetry, upstream, wire
 assert not heads.COMPILED
-assert wire.scan_request is heads.python_scan_request
+assert wire.read_request is heads.python_read_request
 assert upstream.scan_response is heads.python_scan_response
 for module in (outbound, inbound):
     assert module.header_block is heads.python_header_block

@@ -21,9 +21,11 @@ from dirigent.mesh import heads
 from dirigent.mesh.http1 import HOP_BY_HOP
 
 REQUEST_SCANNERS = [pytest.param(heads.python_scan_request, id="python")]
+REQUEST_READERS = [pytest.param(heads.python_read_request, id="python")]
 RESPONSE_SCANNERS = [pytest.param(heads.python_scan_response, id="python")]
 if heads.COMPILED:
     REQUEST_SCANNERS.append(pytest.param(heads.scan_request, id="compiled"))
+    REQUEST_READERS.append(pytest.param(heads.read_request, id="compiled"))
     RESPONSE_SCANNERS.append(pytest.param(heads.scan_response, id="compiled"))
 
 
@@ -160,6 +162,57 @@ def test_an_accepted_request_head_reads_as_httptools_reads_it(
         assert parsed.completed == 1
         assert parsed.keep_alive == keep_alive
         assert parsed.body == data[end : end + length]
+
+
+Reader = Callable[[bytes, int, type[heads.Request]], heads.Request | None]
+
+
+def fields(request: heads.Request | None) -> tuple[object, ...] | None:
+    if request is None:
+        return None
+    return tuple(getattr(request, name) for name in heads.Request.__slots__)
+
+
+@pytest.mark.parametrize("read", REQUEST_READERS)
+@given(data=requests(), max_body=st.integers(0, 10))
+@settings(max_examples=1500, deadline=None)
+def test_a_request_is_read_whole_exactly_when_the_scan_spans_all_the_data(
+    read: Reader, data: bytes, max_body: int
+) -> None:
+    found = heads.python_scan_request(data)
+    request = read(data, max_body, heads.Request)
+    if found is None or found[3] + found[4] != len(data) or found[4] > max_body:
+        assert request is None
+        return
+    assert type(request) is heads.Request
+    method, target, headers, end, _, keep_alive, host, connection, traceparent = found
+    assert fields(request) == fields(
+        heads.Request(
+            method, target, headers, data[end:], keep_alive, connection, host, traceparent
+        )
+    )
+
+
+@pytest.mark.parametrize("read", REQUEST_READERS)
+def test_a_read_request_is_an_ordinary_request(read: Reader) -> None:
+    data = b"POST /charge HTTP/1.1\r\nHost: payments\r\nContent-Length: 2\r\n\r\nok"
+    request = read(data, 2, heads.Request)
+    assert request is not None
+    assert (request.method, request.target, request.body) == (b"POST", b"/charge", b"ok")
+    assert request.header(b"content-length") == b"2"
+    assert request.upgrade is None
+    assert read(data, 1, heads.Request) is None  # a body over the limit: httptools answers it
+
+
+def test_the_compiled_reader_refuses_a_class_it_cannot_fill() -> None:
+    if not heads.COMPILED:
+        pytest.skip("built without the extension")
+
+    class Loose:
+        pass
+
+    with pytest.raises(TypeError):
+        heads.read_request(b"GET / HTTP/1.1\r\n\r\n", 0, Loose)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("scan", REQUEST_SCANNERS)
