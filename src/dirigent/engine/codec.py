@@ -7,6 +7,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
+from dirigent.asl.jsontext import compact_encoder
 from dirigent.workflow.signals import (
     ScheduleTask,
     Signal,
@@ -29,6 +30,10 @@ _SIGNAL_FIELDS: dict[type[Any], tuple[str, tuple[str, ...]]] = {
     cls: (name, tuple(f.name for f in fields(cls))) for name, cls in _SIGNALS.items()
 }
 
+#: the engine's own JSON text (queue, task table, history details, snapshots):
+#: compact and ASCII, built once rather than per call
+encode_json = compact_encoder(ensure_ascii=True, allow_nan=True)
+
 #: a signal the engine itself interprets (it is not given to the core)
 REDRIVE = "Redrive"
 
@@ -40,7 +45,7 @@ def encode_signal(signal: Signal) -> str:
     data: dict[str, Any] = {"type": name}
     for field_name in names:
         data[field_name] = getattr(signal, field_name)
-    return json.dumps(data)
+    return encode_json(data)
 
 
 def encode_redrive() -> str:
@@ -63,7 +68,7 @@ _TASK_FIELDS = tuple(f.name for f in fields(ScheduleTask))
 
 def encode_task(command: ScheduleTask) -> str:
     # Field by field rather than asdict(), which deep-copies the parameters first.
-    return json.dumps({name: getattr(command, name) for name in _TASK_FIELDS})
+    return encode_json({name: getattr(command, name) for name in _TASK_FIELDS})
 
 
 def decode_task(text: str) -> ScheduleTask:

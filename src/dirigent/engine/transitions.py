@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -44,8 +44,7 @@ from dirigent.workflow.threads import machine_index
 #: task kinds this engine runs itself, in its worker pool
 LOCAL_KINDS = ("lambda", "lambda:invoke", "http")
 
-#: compact JSON for history details and snapshots; one encoder, not one per call
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+_compact = codec.encode_json
 
 
 @lru_cache(maxsize=256)
@@ -256,24 +255,17 @@ def advance(
     snapshot = _compact(execution.snapshot())
     finish = next((c for c in commands if isinstance(c, Finish)), None)
     if finish is None:
-        updated = replace(record, status=status, snapshot=snapshot,
-                          event_count=execution.event_count)  # fmt: skip
+        updated = record.checkpointed(status, snapshot, execution.event_count)
     else:
         output = (
             None
             if finish.output is None and finish.status != "SUCCEEDED"
             else json.dumps(finish.output)
         )
-        updated = replace(
-            record,
-            status=status,
-            snapshot=snapshot,
-            event_count=execution.event_count,
-            output=output,
-            error=finish.error,
-            cause=finish.cause,
-            stopped_at=now,
-        )
+        updated = record.checkpointed(
+            status, snapshot, execution.event_count, output=output, error=finish.error,
+            cause=finish.cause, stopped_at=now, finished=True,
+        )  # fmt: skip
     _carry_out(tx, updated, commands, now=now, ctx=ctx, outcome=outcome, writes=batch)
     if finish is not None:
         outcome.finished.append(record.arn)

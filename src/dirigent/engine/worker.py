@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +24,7 @@ from dirigent.engine import codec
 from dirigent.engine.dispatch import Resolver, run_task
 from dirigent.engine.errors import ServiceError
 from dirigent.engine.functions import FunctionRegistry
+from dirigent.engine.taskthreads import TaskThreads
 from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, Writes, advance
 from dirigent.store.port import Store, StoreError, Transaction
 from dirigent.store.records import ExecutionRecord, SignalRecord, TaskRecord
@@ -100,7 +100,9 @@ class Worker:
         self.batch = batch
         self.idle_poll = idle_poll
         self.stats = WorkerStats()
-        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="dirigent-task")
+        self._pool: TaskThreads[TaskRecord] = TaskThreads(
+            self._run, size=pool_size, name="dirigent-task"
+        )
         self._finished: list[_Finished] = []
         self._finished_lock = threading.Lock()
         self._wake = threading.Event()
@@ -137,7 +139,9 @@ class Worker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Tasks not started yet stay leased to this node: whoever claims them
+        # after the lease runs them.
+        self._pool.shutdown()
         # Results that finished while the loop wound down are committed now, so
         # their tasks (and side effects) are not run again after a restart.
         with self._finished_lock:
@@ -230,7 +234,7 @@ class Worker:
             self._submitted += len(tasks)
             self._in_flight.update(t.token for t in tasks)
         for task in tasks:
-            self._pool.submit(self._run, task)
+            self._pool.submit(task)
 
     def pending_results(self) -> bool:
         with self._finished_lock:
@@ -538,7 +542,7 @@ class Worker:
             self.stats.transitions += outcome.advanced
             self.stats.commits += 1
         for task in rest:
-            self._pool.submit(self._run, task)
+            self._pool.submit(task)
         if outcome.touched or outcome.timers or record is None:
             self.wake()
         elif rest:

@@ -17,8 +17,8 @@ def iso(moment: datetime) -> str:
     Cached: an execution's start and a state's entry are formatted again at
     every step of the state, and strftime is not cheap.
     """
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat truncates to the millisecond as AWS does, at half strftime's cost.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 @dataclass(frozen=True, slots=True)

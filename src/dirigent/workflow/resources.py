@@ -9,6 +9,7 @@ as ``Task*`` events with ``resourceType``/``resource`` split out of the ARN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 _WAIT_FOR_TOKEN = ".waitForTaskToken"
 
@@ -28,6 +29,7 @@ class TaskResource:
     sync: str | None = None
 
 
+@lru_cache(maxsize=4096)  # a definition names few resources, each read at every step
 def classify(arn: str, *, default_region: str = "us-east-1") -> TaskResource:
     parts = arn.split(":")
     service = parts[2] if len(parts) > 2 else ""

@@ -1,0 +1,88 @@
+"""The threads that run a worker's tasks: a fixed set, fed through one queue.
+
+Each task the worker runs was already leased in the store, and its result
+reaches the worker through the worker's own bookkeeping: nothing waits on a
+per-task future. ``ThreadPoolExecutor`` makes one anyway (a future, its
+condition and lock, a work item) for every task, on the worker loop's thread,
+which is the engine's busiest. Here a task costs one queue put.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger("dirigent.engine")
+
+T = TypeVar("T")
+
+#: what a thread takes from the queue to know it is to stop
+_STOP = object()
+
+
+class TaskThreads(Generic[T]):
+    """``size`` threads calling ``run`` on each item submitted, in submission order.
+
+    The threads start with the first item. ``run`` raising is logged and the
+    thread carries on with the next item.
+    """
+
+    def __init__(self, run: Callable[[T], None], *, size: int, name: str) -> None:
+        if size < 1:
+            raise ValueError(f"a worker needs at least one task thread, not {size}")
+        self._run = run
+        self._size = size
+        self._name = name
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, item: T) -> None:
+        if not self._threads:
+            self._start_threads()
+        self._queue.put(item)
+
+    def _start_threads(self) -> None:
+        with self._lock:
+            if self._threads or self._closed:
+                return
+            for index in range(self._size):
+                thread = threading.Thread(
+                    target=self._serve, name=f"{self._name}_{index}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def shutdown(self) -> list[T]:
+        """Stop once the running items are done; the items not yet started are
+        returned, not run."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        left: list[T] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                left.append(item)  # type: ignore[arg-type]
+        for _ in threads:
+            self._queue.put(_STOP)
+        for thread in threads:
+            thread.join()
+        return left
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                self._run(item)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("a task thread's work failed")
