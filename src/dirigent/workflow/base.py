@@ -71,6 +71,7 @@ class ExecutionBase:
         self._threads: dict[int, Thread] = {}
         #: the last frame built per thread, and what it was built from (not snapshotted)
         self._frames: dict[int, tuple[tuple[object, ...], Frame]] = {}
+        self._context_sections = ctx.execution_sections(info)
         self._ready: deque[int] = deque()
         self._tokens: dict[str, int] = {}
         self._timers: dict[str, tuple[int, str]] = {}
@@ -170,6 +171,7 @@ class ExecutionBase:
             retry_count=retry_count,
             task_token=thread.token if thread.token and _wants_token(state) else None,
             map_item=thread.map_item,
+            sections=self._context_sections,
         )
         return Frame(state, thread.raw_input, context, thread.variables, self.entropy)
 

@@ -43,24 +43,32 @@ def build(
     retry_count: int | None = None,
     task_token: str | None = None,
     map_item: tuple[int, Json] | None = None,
+    sections: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The context object of one state. ``sections``: the execution's
+    ``Execution`` and ``StateMachine`` parts from :func:`execution_sections`,
+    shared between its states rather than rebuilt for each (context objects
+    are never mutated, like every JSON value the core passes around)."""
+    execution, machine = sections if sections is not None else execution_sections(info)
     state: dict[str, Any] = {"Name": state_name, "EnteredTime": iso(entered_time)}
     if retry_count is not None:
         state["RetryCount"] = retry_count
-    context: dict[str, Any] = {
-        "Execution": {
-            "Id": info.execution_arn,
-            "Input": info.input,
-            "StartTime": iso(info.start_time),
-            "Name": info.name,
-            "RoleArn": info.role_arn,
-            "RedriveCount": info.redrive_count,
-        },
-        "StateMachine": {"Id": info.state_machine_arn, "Name": info.state_machine_name},
-        "State": state,
-    }
+    context: dict[str, Any] = {"Execution": execution, "StateMachine": machine, "State": state}
     if task_token is not None:
         context["Task"] = {"Token": task_token}
     if map_item is not None:
         context["Map"] = {"Item": {"Index": map_item[0], "Value": map_item[1]}}
     return context
+
+
+def execution_sections(info: ExecutionInfo) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parts of the context object that stay the same for a whole execution."""
+    execution = {
+        "Id": info.execution_arn,
+        "Input": info.input,
+        "StartTime": iso(info.start_time),
+        "Name": info.name,
+        "RoleArn": info.role_arn,
+        "RedriveCount": info.redrive_count,
+    }
+    return execution, {"Id": info.state_machine_arn, "Name": info.state_machine_name}

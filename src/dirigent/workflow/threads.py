@@ -36,13 +36,16 @@ class Fanout:
     distributed: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {name: getattr(self, name) for name in _FANOUT_FIELDS}
         data["running"] = sorted(self.running)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fanout:
         return cls(**{**data, "running": set(data["running"])})
+
+
+_FANOUT_FIELDS = tuple(f.name for f in fields(Fanout))
 
 
 @dataclass(slots=True)
@@ -77,11 +80,8 @@ class Thread:
     silent: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name == "machine":
-                continue
-            data[f.name] = getattr(self, f.name)
+        # Every transition snapshots its threads: the field names are worked out once.
+        data: dict[str, Any] = {name: getattr(self, name) for name in _THREAD_FIELDS}
         if self.entered_time is not None:
             data["entered_time"] = self.entered_time.isoformat()
         if self.fanout is not None:
@@ -99,6 +99,10 @@ class Thread:
         if values.get("map_item") is not None:
             values["map_item"] = tuple(values["map_item"])
         return cls(**values)
+
+
+#: what a thread's snapshot holds: everything but the machine, named by ``machine_key``
+_THREAD_FIELDS = tuple(f.name for f in fields(Thread) if f.name != "machine")
 
 
 def machine_index(machine: StateMachine) -> dict[str, StateMachine]:
