@@ -14,8 +14,10 @@ Each mode warms up, then runs for ``--seconds``; the server's engine runs the
 started executions to completion at the same time, as it would in production.
 A third row calls ``engine.executions.start_execution`` on an in-process
 engine (its own SQLite file, same 32 threads, no HTTP): the ceiling the API
-is measured against. Prints requests/s, p50 and p99 in milliseconds. Bounded
-in time; loopback only.
+is measured against. Prints requests/s, p50 and p99 in milliseconds, and the
+share of the engine's worker loop time spent working while the clients ran
+(the server's from ``GET /api/v1/engine``): near 100 % the engine set the
+pace, lower it waited for requests. Bounded in time; loopback only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,8 +53,13 @@ DEFINITION = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 
 
 def run_clients(
-    clients: int, seconds: float, make: Callable[[int], Callable[[int], None]]
+    clients: int,
+    seconds: float,
+    make: Callable[[int], Callable[[int], None]],
+    started: Callable[[], None] = lambda: None,
 ) -> tuple[int, list[float]]:
+    """``clients`` threads calling for ``seconds`` once all are set up; ``started``
+    is called the moment they begin."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     stop = threading.Event()
     barrier = threading.Barrier(clients + 1)
@@ -70,6 +78,7 @@ def run_clients(
     for thread in threads:
         thread.start()
     barrier.wait()
+    started()
     time.sleep(seconds)
     stop.set()
     for thread in threads:
@@ -78,7 +87,35 @@ def run_clients(
     return len(flat), flat
 
 
-def report(name: str, count: int, latencies: list[float], seconds: float) -> dict[str, Any]:
+class BusyShare:
+    """The share of the worker loop's time spent busy between :meth:`start` and a call."""
+
+    def __init__(self, read: Callable[[], tuple[float, float]]) -> None:
+        self._read = read
+        self._before = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._before = self._read()
+
+    def __call__(self) -> float:
+        busy, idle = self._read()
+        worked, waited = busy - self._before[0], idle - self._before[1]
+        return worked / (worked + waited) if worked + waited > 0 else 0.0
+
+
+def server_loop(server: Server) -> tuple[float, float]:
+    request = urllib.request.Request(
+        server.url + "/api/v1/engine",
+        headers={"Authorization": f"Bearer {server.admin.token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        stats = json.loads(response.read())
+    return stats["busySeconds"], stats["idleSeconds"]
+
+
+def report(
+    name: str, count: int, latencies: list[float], seconds: float, loop_busy: float
+) -> dict[str, Any]:
     ordered = sorted(latencies)
     p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
     row = {
@@ -87,10 +124,11 @@ def report(name: str, count: int, latencies: list[float], seconds: float) -> dic
         "rps": count / seconds,
         "p50_ms": statistics.median(ordered) * 1000,
         "p99_ms": p99 * 1000,
+        "worker_loop_busy": loop_busy,
     }
     print(
         f"{name:10s} {row['rps']:8.0f} req/s   p50 {row['p50_ms']:6.1f} ms   "
-        f"p99 {row['p99_ms']:6.1f} ms   ({count} requests)",
+        f"p99 {row['p99_ms']:6.1f} ms   ({count} requests)   worker loop busy {loop_busy:.0%}",
         flush=True,
     )
     return row
@@ -164,8 +202,10 @@ def engine_direct(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
             return make
 
         run_clients(args.clients, args.warmup, mode("w"))
-        count, latencies = run_clients(args.clients, args.seconds, mode("m"))
-        return report("engine", count, latencies, args.seconds)
+        stats = engine.worker.stats
+        busy = BusyShare(lambda: (stats.busy_seconds, stats.idle_seconds))
+        count, latencies = run_clients(args.clients, args.seconds, mode("m"), busy.start)
+        return report("engine", count, latencies, args.seconds, busy())
     finally:
         engine.stop()
         engine.store.close()
@@ -192,10 +232,11 @@ def main() -> None:
             rows = []
             for name, mode in (("boto3", boto3_mode), ("raw HTTP", raw_mode)):
                 run_clients(args.clients, args.warmup, mode(server, machine, f"w{name[0]}"))
+                busy = BusyShare(lambda: server_loop(server))
                 count, latencies = run_clients(
-                    args.clients, args.seconds, mode(server, machine, name[0])
+                    args.clients, args.seconds, mode(server, machine, name[0]), busy.start
                 )
-                rows.append(report(name, count, latencies, args.seconds))
+                rows.append(report(name, count, latencies, args.seconds, busy()))
             rows.append(engine_direct(data_dir, args))
             print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
             print(json.dumps(rows))

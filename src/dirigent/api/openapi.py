@@ -36,6 +36,28 @@ _SCHEMAS: dict[str, Any] = {
         type={"enum": ["STANDARD", "EXPRESS"]},
         creationDate=_DATE,
     ),
+    "EngineStats": _object(
+        [
+            "node",
+            "running",
+            "transitions",
+            "commits",
+            "tasksRun",
+            "iterations",
+            "busySeconds",
+            "idleSeconds",
+            "utilization",
+        ],
+        node=_STRING,
+        running={"type": "boolean"},
+        transitions={"type": "integer", "minimum": 0},
+        commits={"type": "integer", "minimum": 0},
+        tasksRun={"type": "integer", "minimum": 0},
+        iterations={"type": "integer", "minimum": 0},
+        busySeconds={"type": "number", "minimum": 0},
+        idleSeconds={"type": "number", "minimum": 0},
+        utilization={"type": "number", "minimum": 0, "maximum": 1},
+    ),
     "StateMachineList": _object(
         ["stateMachines", "nextToken"],
         stateMachines={"type": "array", "items": _ref("StateMachineSummary")},
@@ -252,6 +274,13 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
+            "/api/v1/engine": {
+                "get": _operation(
+                    "engineStats",
+                    "This node's engine worker: work done and how busy its loop is",
+                    (200, "EngineStats"),
+                ),
+            },
             "/api/v1/state-machines": {
                 "get": _operation(
                     "listStateMachines",

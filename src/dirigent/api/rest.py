@@ -423,6 +423,27 @@ async def stream_all_events(context: ApiContext, request: Request, _: Principal)
     return _event_stream(events())
 
 
+async def engine_stats(context: ApiContext, _request: Request, _: Principal) -> Response:
+    """This node's engine worker: what it has done since it started, and how busy
+    its loop is (a utilization near 1 means the node is saturated: the engine, not
+    what feeds it, sets the pace). Read from memory, no store access."""
+    worker = context.engine.worker
+    stats = worker.stats
+    return _json(
+        {
+            "node": context.engine.node,
+            "running": worker.running,
+            "transitions": stats.transitions,
+            "commits": stats.commits,
+            "tasksRun": stats.tasks_run,
+            "iterations": stats.iterations,
+            "busySeconds": round(stats.busy_seconds, 6),
+            "idleSeconds": round(stats.idle_seconds, 6),
+            "utilization": round(stats.utilization, 4),
+        }
+    )
+
+
 async def openapi(_context: ApiContext, request: Request, _: Principal) -> Response:
     return _json(openapi_document(str(request.base_url).rstrip("/")))
 
@@ -431,6 +452,7 @@ def routes(context: ApiContext) -> list[Route]:
     base = "/api/v1"
     table: list[tuple[str, str, Role, Handler]] = [
         ("/openapi.json", "GET", "viewer", openapi),
+        ("/engine", "GET", "viewer", engine_stats),
         ("/state-machines", "GET", "viewer", list_state_machines),
         ("/state-machines", "POST", "admin", deploy_state_machine),
         ("/state-machines/{name}", "GET", "viewer", describe_state_machine),

@@ -77,6 +77,16 @@ class WorkerStats:
     tasks_run: int = 0
     iterations: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    #: seconds the loop spent working (its transactions, and what it does around
+    #: them) and waiting for work; their ratio says whether this node is saturated
+    busy_seconds: float = 0.0
+    idle_seconds: float = 0.0
+
+    @property
+    def utilization(self) -> float:
+        """The share of the loop's time spent working, 0 to 1 (0 before it ran)."""
+        total = self.busy_seconds + self.idle_seconds
+        return self.busy_seconds / total if total > 0 else 0.0
 
 
 class Worker:
@@ -244,12 +254,15 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            began = self.clock()
             try:
                 advanced, next_due = self.run_once()
             except Exception:  # keep serving: the transaction rolled back, nothing is lost
                 log.exception("worker iteration failed; retrying")
                 time.sleep(0.1)
                 continue
+            finally:
+                self.stats.busy_seconds += self.clock() - began
             if advanced:
                 continue
             with self._finished_lock:
@@ -261,8 +274,10 @@ class Worker:
                 # A signal already due that this node could not claim belongs to an
                 # execution another node holds: wait a little rather than spin.
                 timeout = max(MIN_WAIT, min(timeout, next_due - self.clock()))
+            waited_from = self.clock()
             self._wake.wait(timeout)
             self._wake.clear()
+            self.stats.idle_seconds += self.clock() - waited_from
 
     def run_once(self) -> tuple[int, float | None]:
         """One transaction's worth of work: ``(executions advanced, next due time)``."""
