@@ -228,23 +228,25 @@ def advance(
     if redrive:
         signals.insert(0, codec.REDRIVE)
     for signal in signals:
-        if signal == codec.REDRIVE:
+        if isinstance(signal, str):
+            if signal != codec.REDRIVE:
+                continue
             step = execution.redrive(moment)
-        elif isinstance(signal, str):
-            continue
         else:
             step = execution.handle(signal, moment)
         events.extend(step.events)
         commands.extend(step.commands)
     batch = Writes() if writes is None else writes
     batch.consumed.extend(s.id for s in due)
+    # The core stamps a step's events with the moment it was given: converted once.
+    stamp = moment.timestamp()
     batch.events.extend(
         [
             EventRecord(
                 record.arn,
                 e.id,
                 e.previous_event_id,
-                e.timestamp.timestamp(),
+                stamp if e.timestamp is moment else e.timestamp.timestamp(),
                 e.type,
                 _compact(e.details),
             )
