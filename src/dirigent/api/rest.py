@@ -424,9 +424,10 @@ async def stream_all_events(context: ApiContext, request: Request, _: Principal)
 
 
 async def engine_stats(context: ApiContext, _request: Request, _: Principal) -> Response:
-    """This node's engine worker: what it has done since it started, and how busy
-    its loop is (a utilization near 1 means the node is saturated: the engine, not
-    what feeds it, sets the pace). Read from memory, no store access."""
+    """This node's engine worker: what it has done since it started, and how its
+    loop thread's time divides between working and waiting for work. The figures
+    are cumulative: difference two readings for a period. A loop that never
+    waits has more work than it can take. Read from memory, no store access."""
     worker = context.engine.worker
     stats = worker.stats
     return _json(

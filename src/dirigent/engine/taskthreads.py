@@ -26,8 +26,8 @@ _STOP = object()
 class TaskThreads(Generic[T]):
     """``size`` threads calling ``run`` on each item submitted, in submission order.
 
-    The threads start with the first item. ``run`` raising is logged and the
-    thread carries on with the next item.
+    The threads start with the first item. ``run`` raising anything is logged
+    and the thread carries on with the next item.
     """
 
     def __init__(self, run: Callable[[T], None], *, size: int, name: str) -> None:
@@ -41,25 +41,27 @@ class TaskThreads(Generic[T]):
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, item: T) -> None:
-        if not self._threads:
-            self._start_threads()
-        self._queue.put(item)
+    def submit(self, item: T) -> bool:
+        """Queue ``item``; ``False`` (and nothing queued) once :meth:`shutdown` began."""
+        with self._lock:
+            if self._closed:
+                return False
+            if not self._threads:
+                self._start_threads()
+            # Under the lock: shutdown, which takes it first, drains every item
+            # put before it, and none comes after.
+            self._queue.put(item)
+        return True
 
     def _start_threads(self) -> None:
-        with self._lock:
-            if self._threads or self._closed:
-                return
-            for index in range(self._size):
-                thread = threading.Thread(
-                    target=self._serve, name=f"{self._name}_{index}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
+        for index in range(self._size):
+            thread = threading.Thread(target=self._serve, name=f"{self._name}_{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def shutdown(self) -> list[T]:
         """Stop once the running items are done; the items not yet started are
-        returned, not run."""
+        returned, not run, and later ones refused."""
         with self._lock:
             self._closed = True
             threads = list(self._threads)
@@ -84,5 +86,5 @@ class TaskThreads(Generic[T]):
                 return
             try:
                 self._run(item)  # type: ignore[arg-type]
-            except Exception:
+            except BaseException:  # even SystemExit: a thread lost is a pool shrunk for good
                 log.exception("a task thread's work failed")

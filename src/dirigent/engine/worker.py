@@ -77,8 +77,10 @@ class WorkerStats:
     tasks_run: int = 0
     iterations: int = 0
     batch_sizes: list[int] = field(default_factory=list)
-    #: seconds the loop spent working (its transactions, and what it does around
-    #: them) and waiting for work; their ratio says whether this node is saturated
+    #: seconds the loop's thread spent in its iterations (transactions, and the
+    #: waits for the GIL and the disk within them) and waiting for work, since
+    #: start: difference two readings for a period. Transitions committed on task
+    #: threads (a sequential workflow when the loop is idle) are not in them.
     busy_seconds: float = 0.0
     idle_seconds: float = 0.0
 
@@ -101,12 +103,15 @@ class Worker:
         batch: int = 128,
         pool_size: int = 8,
         idle_poll: float = 0.25,
+        monotonic: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.store = store
         self.context = context
         self.functions = functions
         self.resolve = resolve
         self.clock = clock
+        #: for durations only (the loop's busy and idle time): never steps back
+        self.monotonic = monotonic
         self.batch = batch
         self.idle_poll = idle_poll
         self.stats = WorkerStats()
@@ -150,8 +155,8 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout=10)
         # Tasks not started yet stay leased to this node: whoever claims them
-        # after the lease runs them.
-        self._pool.shutdown()
+        # after the lease runs them. This node no longer counts them as its own.
+        self._forget(self._pool.shutdown())
         # Results that finished while the loop wound down are committed now, so
         # their tasks (and side effects) are not run again after a restart.
         with self._finished_lock:
@@ -243,8 +248,22 @@ class Worker:
         with self._finished_lock:
             self._submitted += len(tasks)
             self._in_flight.update(t.token for t in tasks)
-        for task in tasks:
-            self._pool.submit(task)
+        self._hand_over(tasks)
+
+    def _hand_over(self, tasks: list[TaskRecord]) -> None:
+        """To the task threads; those refused (the worker is stopping) are forgotten."""
+        refused = [task for task in tasks if not self._pool.submit(task)]
+        if refused:
+            self._forget(refused)
+
+    def _forget(self, tasks: list[TaskRecord]) -> None:
+        """Tasks counted as submitted that will not run here: their leases run
+        out and whoever claims them then runs them."""
+        if not tasks:
+            return
+        with self._finished_lock:
+            self._submitted -= len(tasks)
+            self._in_flight.difference_update(task.token for task in tasks)
 
     def pending_results(self) -> bool:
         with self._finished_lock:
@@ -254,15 +273,15 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            began = self.clock()
+            began = self.monotonic()
             try:
                 advanced, next_due = self.run_once()
             except Exception:  # keep serving: the transaction rolled back, nothing is lost
+                self.stats.busy_seconds += self.monotonic() - began
                 log.exception("worker iteration failed; retrying")
-                time.sleep(0.1)
+                time.sleep(0.1)  # neither busy nor waiting for work: not counted
                 continue
-            finally:
-                self.stats.busy_seconds += self.clock() - began
+            self.stats.busy_seconds += self.monotonic() - began
             if advanced:
                 continue
             with self._finished_lock:
@@ -274,10 +293,10 @@ class Worker:
                 # A signal already due that this node could not claim belongs to an
                 # execution another node holds: wait a little rather than spin.
                 timeout = max(MIN_WAIT, min(timeout, next_due - self.clock()))
-            waited_from = self.clock()
+            waited_from = self.monotonic()
             self._wake.wait(timeout)
             self._wake.clear()
-            self.stats.idle_seconds += self.clock() - waited_from
+            self.stats.idle_seconds += self.monotonic() - waited_from
 
     def run_once(self) -> tuple[int, float | None]:
         """One transaction's worth of work: ``(executions advanced, next due time)``."""
@@ -341,10 +360,11 @@ class Worker:
                 self._writers -= 1
         for request in requests:
             request.finish()
-        self.stats.iterations += 1
-        self.stats.transitions += outcome.advanced
-        if outcome.advanced or finished:
-            self.stats.commits += 1
+        with self._finished_lock:  # task threads count their commits too
+            self.stats.iterations += 1
+            self.stats.transitions += outcome.advanced
+            if outcome.advanced or finished:
+                self.stats.commits += 1
         self._submit(outcome.local_tasks)
         return outcome.advanced + len(requests), next_due
 
@@ -488,15 +508,14 @@ class Worker:
             if next_task is not None and self._stopping.is_set():
                 # Stopping: the next task stays leased to this node and is run
                 # again by whoever claims it, rather than holding the stop up.
-                with self._finished_lock:
-                    self._tasks_done += 1
+                self._forget([next_task])
                 next_task = None
 
     def _execute(self, task: TaskRecord) -> _Finished:
         command = codec.decode_task(task.command)
         try:
             signals = run_task(command, self.functions, self.resolve, task.execution_arn)
-        except Exception as exc:  # a bug in a runner must not lose the task
+        except BaseException as exc:  # a bug in a runner must not lose the task
             log.exception("task %s failed to run", task.token)
             signals = [TaskFailed(command.token, "States.Runtime", f"task runner failed: {exc}")]
         return _Finished(
@@ -556,8 +575,7 @@ class Worker:
             self.stats.tasks_run += 1
             self.stats.transitions += outcome.advanced
             self.stats.commits += 1
-        for task in rest:
-            self._pool.submit(task)
+        self._hand_over(rest)
         if outcome.touched or outcome.timers or record is None:
             self.wake()
         elif rest:

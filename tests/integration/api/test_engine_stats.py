@@ -53,7 +53,9 @@ def test_a_viewer_sees_the_work_done_and_an_idle_loop_after_it(server: Server) -
     assert after["node"] == before["node"]
     # Five executions of two tasks each: at least three transitions apiece.
     assert after["transitions"] - before["transitions"] >= 15
-    assert after["idleSeconds"] - before["idleSeconds"] >= 0.4
+    # A wait still going on is counted when it ends: up to one idle poll (0.25 s) of
+    # the half second may be missing.
+    assert after["idleSeconds"] - before["idleSeconds"] >= 0.2
     assert after["busySeconds"] > before["busySeconds"]
     assert 0 <= after["utilization"] < 0.5
 

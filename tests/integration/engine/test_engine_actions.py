@@ -25,7 +25,18 @@ def _flaky_once(event: Any, context: InvocationContext) -> Any:
     return {"ok": event}
 
 
-FUNCTIONS = {"echo": lambda event: event, "flaky_once": _flaky_once}
+def _exits(_event: Any) -> Any:
+    raise SystemExit(3)
+
+
+def _cycle(_event: Any) -> Any:
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    return looped
+
+
+FUNCTIONS = {"echo": lambda event: event, "flaky_once": _flaky_once, "exits": _exits,
+             "cycle": _cycle}  # fmt: skip
 
 
 @pytest.fixture
@@ -383,6 +394,43 @@ def test_the_worker_thread_runs_executions_started_from_other_threads(engine: En
             break
         time.sleep(0.05)
     assert statuses == {"SUCCEEDED"}
+
+
+def test_a_function_that_exits_or_returns_no_json_fails_its_task_and_the_worker_goes_on(
+    engine: Engine,
+) -> None:
+    def one_task(function: str) -> dict[str, Any]:
+        return {
+            "StartAt": "T",
+            "States": {"T": {"Type": "Task", "Resource": LAMBDA + function, "End": True}},
+        }
+
+    exits = machine(engine, one_task("exits"), "exits")
+    cycle = machine(engine, one_task("cycle"), "cycle")
+    echo = machine(engine, one_task("echo"), "echo")
+    engine.start()
+    # More exiting tasks than the worker has task threads: none may be lost to them.
+    pool = engine.settings.pool_size
+    failed = [engine.executions.start_execution({"stateMachineArn": exits})["executionArn"]
+              for _ in range(pool + 2)]  # fmt: skip
+    looped = engine.executions.start_execution({"stateMachineArn": cycle})["executionArn"]
+    after = engine.executions.start_execution({"stateMachineArn": echo, "input": '{"a": 1}'})
+    deadline = time.monotonic() + 30
+    described: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        described = {
+            arn: engine.executions.describe_execution({"executionArn": arn})
+            for arn in [*failed, looped, after["executionArn"]]
+        }
+        if all(d["status"] != "RUNNING" for d in described.values()):
+            break
+        time.sleep(0.05)
+    assert {described[arn]["status"] for arn in failed} == {"FAILED"}
+    assert {described[arn]["error"] for arn in failed} == {"SystemExit"}
+    assert described[looped]["status"] == "FAILED"
+    assert described[looped]["error"] == "ValueError"
+    assert "Circular reference" in described[looped]["cause"]
+    assert described[after["executionArn"]]["status"] == "SUCCEEDED"
 
 
 def test_start_sync_execution_refuses_a_standard_machine(engine: Engine) -> None:

@@ -82,3 +82,31 @@ def test_no_threads_start_before_the_first_item() -> None:
 def test_a_pool_without_threads_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one task thread"):
         TaskThreads(lambda _item: None, size=0, name="none")
+
+
+def test_a_system_exit_in_an_item_does_not_cost_the_pool_its_thread(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done = threading.Event()
+
+    def run(item: str) -> None:
+        if item == "exit":
+            raise SystemExit(3)
+        done.set()
+
+    threads = TaskThreads(run, size=1, name="t")
+    with caplog.at_level(logging.ERROR, logger="dirigent.engine"):
+        threads.submit("exit")
+        threads.submit("after")
+        assert done.wait(5)
+    threads.shutdown()
+
+
+def test_items_submitted_after_shutdown_are_refused_not_lost_silently() -> None:
+    ran: list[int] = []
+    threads = TaskThreads(ran.append, size=2, name="t")
+    assert threads.submit(1) is True
+    left = threads.shutdown()
+    assert threads.submit(2) is False
+    # The first was either run or handed back by shutdown; the second neither.
+    assert ran + left == [1]
