@@ -963,9 +963,15 @@ static int learn_request_class(PyObject *cls) {
         if (descriptor == NULL) {
             return -1;
         }
+        /* A slot of this very class or a base (a descriptor borrowed from
+         * another class would point outside its objects), within its size. */
         int ok = Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+                 PyType_IsSubtype((PyTypeObject *)cls, PyDescr_TYPE(descriptor)) &&
                  ((PyMemberDescrObject *)descriptor)->d_member->type == T_OBJECT_EX &&
-                 !(((PyMemberDescrObject *)descriptor)->d_member->flags & READONLY);
+                 !(((PyMemberDescrObject *)descriptor)->d_member->flags & READONLY) &&
+                 ((PyMemberDescrObject *)descriptor)->d_member->offset >= (Py_ssize_t)sizeof(PyObject) &&
+                 ((PyMemberDescrObject *)descriptor)->d_member->offset + (Py_ssize_t)sizeof(PyObject *) <=
+                     ((PyTypeObject *)cls)->tp_basicsize;
         if (ok) {
             offsets[k] = ((PyMemberDescrObject *)descriptor)->d_member->offset;
         }
@@ -993,6 +999,11 @@ static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_
     if (learn_request_class(args[2]) < 0) {
         return NULL;
     }
+    /* Taken now: the allocations below may run a collection, and a finaliser
+     * calling read_request with another class would change the cached ones. */
+    PyTypeObject *cls = (PyTypeObject *)args[2];
+    Py_ssize_t offsets[REQUEST_SLOT_COUNT];
+    memcpy(offsets, REQUEST_OFFSETS, sizeof(offsets));
     PyObject *found = scan_request(module, args[0]);
     if (found == NULL || found == Py_None) {
         return found;
@@ -1006,7 +1017,7 @@ static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_
         Py_RETURN_NONE;
     }
     PyObject *body = PyBytes_FromStringAndSize(PyBytes_AS_STRING(args[0]) + end, (Py_ssize_t)length);
-    PyObject *request = body ? REQUEST_CLASS->tp_alloc(REQUEST_CLASS, 0) : NULL;
+    PyObject *request = body ? cls->tp_alloc(cls, 0) : NULL;
     if (request == NULL) {
         Py_XDECREF(body);
         Py_DECREF(found);
@@ -1023,7 +1034,7 @@ static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_
         if (k != 3) {
             Py_INCREF(values[k]); /* the body's reference is handed over as it is */
         }
-        *(PyObject **)((char *)request + REQUEST_OFFSETS[k]) = values[k];
+        *(PyObject **)((char *)request + offsets[k]) = values[k];
     }
     Py_DECREF(found);
     return request;

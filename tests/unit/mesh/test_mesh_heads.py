@@ -215,6 +215,22 @@ def test_the_compiled_reader_refuses_a_class_it_cannot_fill() -> None:
         heads.read_request(b"GET / HTTP/1.1\r\n\r\n", 0, Loose)  # type: ignore[arg-type]
 
 
+def test_the_compiled_reader_refuses_slots_borrowed_from_another_class() -> None:
+    # Request's slot descriptors on a class whose objects have no room for them:
+    # filling those offsets would write past the end of each object.
+    if not heads.COMPILED:
+        pytest.skip("built without the extension")
+    namespace: dict[str, object] = {"__slots__": ()}
+    namespace.update({name: getattr(heads.Request, name) for name in heads.Request.__slots__})
+    borrowing = type("Borrowing", (), namespace)
+    with pytest.raises(TypeError, match="is not a slot"):
+        heads.read_request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", 0, borrowing)  # type: ignore[arg-type]
+    # The class it knows still works afterwards.
+    request = heads.read_request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", 0, heads.Request)
+    assert request is not None
+    assert request.method == b"GET"
+
+
 @pytest.mark.parametrize("scan", REQUEST_SCANNERS)
 def test_a_plain_request_is_scanned_whole(
     scan: Callable[[bytes], heads.RequestScan | None],
