@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from threading import Event
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dirigent
-from dirigent.demo.run import drive, render, summarize
-from dirigent.demo.scenario import plan_orders, plan_trouble
-from dirigent.demo.shop import DemoError, Interrupted, ShopDemo
 from dirigent.errors import DirigentError
+
+if TYPE_CHECKING:
+    from dirigent.demo.shop import ShopDemo
 
 
 def _default_manifest() -> Path:
@@ -68,6 +68,13 @@ def _positive(text: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every `dirigent` command builds this
+    # module's parser, and the demo's modules (the engine, the SDK...) would add
+    # a quarter of a second to each.
+    from dirigent.demo.run import drive, summarize  # noqa: PLC0415
+    from dirigent.demo.scenario import plan_orders, plan_trouble  # noqa: PLC0415
+    from dirigent.demo.shop import DemoError, Interrupted, ShopDemo  # noqa: PLC0415
+
     stop = Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     progress_out = sys.stderr if args.json else sys.stdout
@@ -116,6 +123,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _show(summary: dict[str, Any], as_json: bool) -> None:
+    from dirigent.demo.run import render  # noqa: PLC0415 - see cmd_demo
+
     if as_json:
         print(json.dumps(summary, sort_keys=True), flush=True)
         return

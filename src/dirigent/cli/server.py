@@ -10,10 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from dirigent.api.keyfile import CredentialsError
-from dirigent.app import ServerSettings, serve
-from dirigent.store import StoreError
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -42,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_server(args: argparse.Namespace) -> int:
+    # Imported here: the server's stack (uvicorn, Starlette, the engine) is not
+    # what every other `dirigent` command should wait for at start.
+    from dirigent.api.keyfile import CredentialsError  # noqa: PLC0415
+    from dirigent.app import ServerSettings, serve  # noqa: PLC0415
+    from dirigent.store import StoreError  # noqa: PLC0415
+
     functions: dict[str, str] = {}
     for item in args.function:
         name, sep, target = item.partition("=")
