@@ -74,9 +74,9 @@ class Feed:
 
     def publish(self, events: Sequence[EventRecord]) -> None:
         with self._lock:
-            for event in events:
-                self._last += 1
-                self._ring.append((self._last, event))
+            first = self._last + 1
+            self._last += len(events)
+            self._ring.extend(zip(range(first, self._last + 1), events, strict=True))
 
     def read(self, after: Position, limit: int = 500) -> Batch:
         """Up to ``limit`` events numbered after ``after``, oldest first."""
@@ -105,7 +105,11 @@ class _Recording:
         self._written.extend(events)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._tx, name)
+        # Looked up once per transaction and kept: the engine calls the same few
+        # methods several times in one, and this lookup is the slow path.
+        value = getattr(self._tx, name)
+        setattr(self, name, value)
+        return value
 
 
 class FeedStore:
