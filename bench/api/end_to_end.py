@@ -2,8 +2,10 @@
 
 A three-step workflow (three Task states calling a no-op function) is started
 for ``--seconds`` by 32 clients, once through the server's Step Functions API
-(raw keep-alive HTTP, pre-signed requests) and once on an in-process engine
-with the same function; then the run waits until every started execution has
+(raw keep-alive HTTP, pre-signed requests), once on an in-process engine
+with the same function, and once more on an in-process engine whose store
+publishes to the dashboard's live feed as the server's does (the like-for-like
+row); each time the run then waits until every started execution has
 finished. The figure is executions finished per second over the whole run,
 first start to last finish: if the API were the bottleneck, the API row would finish
 fewer. Both use SQLite in a temporary directory. Bounded in time; loopback only.
@@ -30,6 +32,7 @@ from run import BusyShare, raw_mode, run_clients, server_loop  # noqa: E402
 from tests.integration.api.conftest import Server, start_server, stop_server  # noqa: E402
 from tests.integration.api.functions import nothing  # noqa: E402
 
+from dirigent.api.feed import Feed, FeedStore  # noqa: E402
 from dirigent.api.keyfile import new_principal, write_principals  # noqa: E402
 from dirigent.engine import Engine, FunctionRegistry  # noqa: E402
 from dirigent.store import open_store  # noqa: E402
@@ -82,7 +85,7 @@ def _drain(
         time.sleep(0.2)
     count, first, last = _finished(store)
     cpu = (_cpu_seconds(pid) - cpu_before) / max(count, 1) * 1000
-    print(f"{label:10s} {count / (last - first):8.0f} executions/s finished "
+    print(f"{label:17s} {count / (last - first):8.0f} executions/s finished "
           f"({count} executions, 3 steps each); {cpu:.2f} ms of CPU each in the "
           f"engine's process; worker loop busy {loop_busy:.1%} while clients ran",
           flush=True)  # fmt: skip
@@ -107,8 +110,12 @@ def through_api(data_dir: Path, args: argparse.Namespace) -> None:
         stop_server(process)
 
 
-def in_process(data_dir: Path, args: argparse.Namespace) -> None:
-    store = open_store(f"sqlite:///{data_dir / 'direct.db'}")
+def in_process(data_dir: Path, args: argparse.Namespace, *, feed: bool = False) -> None:
+    """``feed``: the store wrapped as the server wraps it, publishing every
+    committed event to the dashboard's live feed (the like-for-like row)."""
+    store: Store = open_store(f"sqlite:///{data_dir / 'direct.db'}")
+    if feed:
+        store = FeedStore(store, Feed())  # type: ignore[assignment]
     engine = Engine(store, functions=FunctionRegistry({"Nothing": nothing}))
     engine.start()
     try:
@@ -129,7 +136,7 @@ def in_process(data_dir: Path, args: argparse.Namespace) -> None:
         stats = engine.worker.stats
         busy = BusyShare(lambda: (stats.busy_seconds, stats.idle_seconds))
         run_clients(args.clients, args.seconds, make, busy.start)
-        _drain(store, "in-process", os.getpid(), cpu_before, busy)
+        _drain(store, "in-process" + (" + feed" if feed else ""), os.getpid(), cpu_before, busy)
     finally:
         engine.stop()
         store.close()
@@ -141,9 +148,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    with tempfile.TemporaryDirectory() as first, tempfile.TemporaryDirectory() as second:
+    with (
+        tempfile.TemporaryDirectory() as first,
+        tempfile.TemporaryDirectory() as second,
+        tempfile.TemporaryDirectory() as third,
+    ):
         through_api(Path(first), args)
         in_process(Path(second), args)
+        in_process(Path(third), args, feed=True)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
