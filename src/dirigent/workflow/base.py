@@ -165,13 +165,12 @@ class ExecutionBase:
             else None
         )
         context = ctx.build(
-            self.info,
+            self._context_sections,
             state_name=thread.state_name,
             entered_time=thread.entered_time or self._now,
             retry_count=retry_count,
             task_token=thread.token if thread.token and _wants_token(state) else None,
             map_item=thread.map_item,
-            sections=self._context_sections,
         )
         return Frame(state, thread.raw_input, context, thread.variables, self.entropy)
 

@@ -14,10 +14,9 @@ from dirigent.asl.model import Json
 def iso(moment: datetime) -> str:
     """AWS's timestamp text in the context object: UTC, millisecond precision, ``Z``.
 
-    Cached: an execution's start and a state's entry are formatted again at
-    every step of the state, and strftime is not cheap.
+    Cached: a state's entry is formatted again at every step of the state.
+    ``isoformat`` truncates to the millisecond as AWS does.
     """
-    # isoformat truncates to the millisecond as AWS does, at half strftime's cost.
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
@@ -35,21 +34,24 @@ class ExecutionInfo:
     redrive_count: int = 0
 
 
+#: the parts of the context object that stay the same for a whole execution
+Sections = tuple[dict[str, Any], dict[str, Any]]
+
+
 def build(
-    info: ExecutionInfo,
+    sections: Sections,
     *,
     state_name: str,
     entered_time: datetime,
     retry_count: int | None = None,
     task_token: str | None = None,
     map_item: tuple[int, Json] | None = None,
-    sections: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The context object of one state. ``sections``: the execution's
-    ``Execution`` and ``StateMachine`` parts from :func:`execution_sections`,
-    shared between its states rather than rebuilt for each (context objects
-    are never mutated, like every JSON value the core passes around)."""
-    execution, machine = sections if sections is not None else execution_sections(info)
+    """The context object of one state. ``sections``: its execution's
+    ``Execution`` and ``StateMachine`` parts (:func:`execution_sections`), shared
+    between its states rather than rebuilt for each (context objects are never
+    mutated, like every JSON value the core passes around)."""
+    execution, machine = sections
     state: dict[str, Any] = {"Name": state_name, "EnteredTime": iso(entered_time)}
     if retry_count is not None:
         state["RetryCount"] = retry_count
@@ -61,8 +63,8 @@ def build(
     return context
 
 
-def execution_sections(info: ExecutionInfo) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The parts of the context object that stay the same for a whole execution."""
+def execution_sections(info: ExecutionInfo) -> Sections:
+    """The ``Execution`` and ``StateMachine`` parts of an execution's context objects."""
     execution = {
         "Id": info.execution_arn,
         "Input": info.input,
