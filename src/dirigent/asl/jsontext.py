@@ -13,19 +13,23 @@ from dirigent.asl.model import Json
 _C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
 
 
-def compact_encoder(*, ensure_ascii: bool, allow_nan: bool) -> Callable[[Any], str]:
+def compact_encoder(
+    *, ensure_ascii: bool, allow_nan: bool, check_circular: bool = False
+) -> Callable[[Any], str]:
     """A compact JSON encoder that writes what ``json.JSONEncoder`` writes, cheaper.
 
     ``JSONEncoder.encode`` builds a new C encoder on every call (about half
     the cost of encoding a small object, and the engine encodes several per
     transition); this one is built once. Without the C accelerator it is
-    ``JSONEncoder.encode`` itself. No check for circular references: every
-    value encoded here came from JSON text.
+    ``JSONEncoder.encode`` itself. It does not look for circular references,
+    which a value parsed from JSON text cannot hold; ``check_circular`` is for
+    values from elsewhere (what a user's function returns), and is
+    ``JSONEncoder.encode``, which refuses them with ``ValueError``.
     """
     fallback = json.JSONEncoder(
         separators=(",", ":"), ensure_ascii=ensure_ascii, allow_nan=allow_nan
     )
-    if _C_MAKE_ENCODER is None:  # pragma: no cover - CPython always has it
+    if check_circular or _C_MAKE_ENCODER is None:
         return fallback.encode
     chunks = _C_MAKE_ENCODER(
         None,
@@ -52,6 +56,11 @@ _ENCODE = compact_encoder(ensure_ascii=False, allow_nan=False)
 def dumps(value: Json) -> str:
     """Compact JSON text, as AWS prints values inside causes and history events."""
     return _ENCODE(value)
+
+
+#: :func:`dumps` for a value that did not come from JSON text: a circular
+#: reference is a ``ValueError`` rather than unbounded recursion
+dumps_foreign = compact_encoder(ensure_ascii=False, allow_nan=False, check_circular=True)
 
 
 def size_in_bytes(value: Json) -> int:

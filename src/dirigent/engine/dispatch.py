@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from dirigent.asl.jsontext import dumps_foreign
 from dirigent.engine.functions import (
     FunctionNotFound,
     FunctionRegistry,
@@ -29,11 +30,6 @@ from dirigent.workflow.signals import ScheduleTask, Signal, TaskFailed, TaskStar
 #: a task's endpoint -> the URL to call and the HTTP proxy to call it through (or None);
 #: under ``dirigent up`` service names go through the mesh, which is that proxy
 Resolver = Callable[[str], tuple[str, str | None]]
-
-
-#: a function's result checked as JSON the way ``json`` checks it, circular
-#: references included: unlike the engine's own values, it never came from JSON text
-_check_result = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def direct(endpoint: str) -> tuple[str, str | None]:
@@ -86,7 +82,7 @@ def _run_function(
     try:
         result = function(event, context) if wants_context else function(event)
         # The result must be JSON, as a Lambda's is; anything else is the function's fault.
-        _check_result(result)
+        dumps_foreign(result)
     except BaseException as exc:  # user code (even sys.exit): its failure is the task's
         error, cause = lambda_error(exc)
         return [TaskFailed(command.token, error, cause)]

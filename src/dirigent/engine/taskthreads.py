@@ -65,14 +65,13 @@ class TaskThreads(Generic[T]):
         with self._lock:
             self._closed = True
             threads = list(self._threads)
+        # Only items are queued before this point: the stop markers come after.
         left: list[T] = []
         while True:
             try:
-                item = self._queue.get_nowait()
+                left.append(self._queue.get_nowait())  # type: ignore[arg-type]
             except queue.Empty:
                 break
-            if item is not _STOP:
-                left.append(item)  # type: ignore[arg-type]
         for _ in threads:
             self._queue.put(_STOP)
         for thread in threads:

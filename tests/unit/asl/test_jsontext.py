@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dirigent.asl.jsontext import compact_encoder, dumps
+from dirigent.asl.jsontext import compact_encoder, dumps, dumps_foreign
 
 JSON_VALUES = st.recursive(
     st.none()
@@ -52,3 +52,13 @@ def test_a_value_json_cannot_hold_is_a_type_error() -> None:
 
 def test_a_bare_string_is_encoded_as_a_json_string() -> None:
     assert dumps('say "hi"') == '"say \\"hi\\""'
+
+
+def test_a_foreign_value_with_a_cycle_is_refused_as_json_refuses_it() -> None:
+    looped: dict[str, object] = {}
+    looped["self"] = looped
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps_foreign(looped)
+    assert dumps_foreign({"name": "Zürich", "n": [1, 2.5]}) == dumps(
+        {"name": "Zürich", "n": [1, 2.5]}
+    )
