@@ -39,7 +39,7 @@ from typing import Any
 import httptools
 import uvloop
 
-from dirigent.mesh.heads import Request, read_request
+from dirigent.mesh.heads import read_request
 
 ANSWER = b'{"executionArn":"arn:aws:states:us-east-1:0:execution:m:x","startDate":1.0}'
 HEADERS = {
@@ -124,7 +124,7 @@ class Bare(asyncio.Protocol):
 
 class FastLane(Bare):
     def data_received(self, data: bytes) -> None:
-        request = read_request(data, 1 << 20, Request)
+        request = read_request(data, 1 << 20)
         if request is None:
             self.parser.feed_data(data)
         else:

@@ -22,11 +22,14 @@
  * attribute stores per request. The object is an ordinary instance of that
  * class; only how it was filled differs.
  *
+ * heads.py binds that class once, at import (bind_request_class), and it
+ * never changes after: read_request takes no class, and nothing a call does
+ * can swap the class or its offsets under another.
+ *
  * It must never allocate more than the objects it returns, keep state
  * between calls (the method and common header-name objects made at import
- * are constants, shared because bytes never change; the slot offsets of the
- * last Request class seen are a cache of what that class says), or accept
- * a head that heads.py would refuse.
+ * are constants, shared because bytes never change; the bound class and its
+ * slot offsets are set once), or accept a head that heads.py would refuse.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -943,25 +946,24 @@ static const char *REQUEST_SLOTS[] = {
     "upgrade", NULL,
 };
 #define REQUEST_SLOT_COUNT 9
-/* The class whose offsets are known (a strong reference), and the offsets. */
+/* The class read_request makes (a strong reference), and its slots' offsets:
+ * set once by bind_request_class, never changed after. */
 static PyTypeObject *REQUEST_CLASS = NULL;
 static Py_ssize_t REQUEST_OFFSETS[REQUEST_SLOT_COUNT];
 
-/* Learn where ``cls`` keeps each slot; -1 with TypeError if it is not a
- * class of exactly such object slots (then nothing is cached). */
-static int learn_request_class(PyObject *cls) {
-    if ((PyTypeObject *)cls == REQUEST_CLASS) {
-        return 0;
-    }
+/* bind_request_class(cls): make read_request fill instances of ``cls``, a
+ * class of exactly such object slots. TypeError if it is not one, or if
+ * another class is bound already; binding the same class again is a no-op. */
+static PyObject *bind_request_class(PyObject *module, PyObject *cls) {
     if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_dictoffset != 0) {
-        PyErr_SetString(PyExc_TypeError, "read_request() needs a class with __slots__ only");
-        return -1;
+        PyErr_SetString(PyExc_TypeError, "bind_request_class() needs a class with __slots__ only");
+        return NULL;
     }
     Py_ssize_t offsets[REQUEST_SLOT_COUNT];
     for (int k = 0; k < REQUEST_SLOT_COUNT; k++) {
         PyObject *descriptor = PyObject_GetAttrString(cls, REQUEST_SLOTS[k]);
         if (descriptor == NULL) {
-            return -1;
+            return NULL;
         }
         /* A slot of this very class or a base (a descriptor borrowed from
          * another class would point outside its objects), within its size. */
@@ -977,33 +979,38 @@ static int learn_request_class(PyObject *cls) {
         }
         Py_DECREF(descriptor);
         if (!ok) {
-            PyErr_Format(PyExc_TypeError, "read_request(): %s is not a slot", REQUEST_SLOTS[k]);
-            return -1;
+            PyErr_Format(PyExc_TypeError, "bind_request_class(): %s is not a slot", REQUEST_SLOTS[k]);
+            return NULL;
         }
+    }
+    if (REQUEST_CLASS != NULL) {
+        if ((PyTypeObject *)cls != REQUEST_CLASS) {
+            PyErr_SetString(PyExc_TypeError, "bind_request_class(): another class is bound already");
+            return NULL;
+        }
+        Py_RETURN_NONE;
     }
     memcpy(REQUEST_OFFSETS, offsets, sizeof(offsets));
     Py_INCREF(cls);
-    Py_XSETREF(REQUEST_CLASS, (PyTypeObject *)cls);
-    return 0;
+    REQUEST_CLASS = (PyTypeObject *)cls;
+    Py_RETURN_NONE;
 }
 
+/* read_request(data, max_body): the bound class's instance for the one whole,
+ * plain request data holds, or None. */
 static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "read_request() takes bytes, a size and a class");
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "read_request() takes bytes and a size");
+        return NULL;
+    }
+    if (REQUEST_CLASS == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "read_request(): no class bound (bind_request_class)");
         return NULL;
     }
     Py_ssize_t max_body = PyLong_AsSsize_t(args[1]);
     if (max_body == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (learn_request_class(args[2]) < 0) {
-        return NULL;
-    }
-    /* Taken now: the allocations below may run a collection, and a finaliser
-     * calling read_request with another class would change the cached ones. */
-    PyTypeObject *cls = (PyTypeObject *)args[2];
-    Py_ssize_t offsets[REQUEST_SLOT_COUNT];
-    memcpy(offsets, REQUEST_OFFSETS, sizeof(offsets));
     PyObject *found = scan_request(module, args[0]);
     if (found == NULL || found == Py_None) {
         return found;
@@ -1017,7 +1024,7 @@ static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_
         Py_RETURN_NONE;
     }
     PyObject *body = PyBytes_FromStringAndSize(PyBytes_AS_STRING(args[0]) + end, (Py_ssize_t)length);
-    PyObject *request = body ? cls->tp_alloc(cls, 0) : NULL;
+    PyObject *request = body ? REQUEST_CLASS->tp_alloc(REQUEST_CLASS, 0) : NULL;
     if (request == NULL) {
         Py_XDECREF(body);
         Py_DECREF(found);
@@ -1034,7 +1041,7 @@ static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_
         if (k != 3) {
             Py_INCREF(values[k]); /* the body's reference is handed over as it is */
         }
-        *(PyObject **)((char *)request + offsets[k]) = values[k];
+        *(PyObject **)((char *)request + REQUEST_OFFSETS[k]) = values[k];
     }
     Py_DECREF(found);
     return request;
@@ -1043,7 +1050,9 @@ static PyObject *read_request(PyObject *module, PyObject *const *args, Py_ssize_
 static PyMethodDef METHODS_TABLE[] = {
     {"scan_request", scan_request, METH_O, "A plain, whole request head at the start of data, or None."},
     {"read_request", (PyCFunction)(void (*)(void))read_request, METH_FASTCALL,
-     "The Request that data holds whole and alone, or None."},
+     "The bound class's Request that data holds whole and alone, or None."},
+    {"bind_request_class", bind_request_class, METH_O,
+     "Make read_request fill instances of this class (once, at import)."},
     {"scan_response", scan_response, METH_O, "A response head that may pass on unchanged, or None."},
     {"header_block", (PyCFunction)(void (*)(void))header_block, METH_FASTCALL,
      "The forwarded header lines of a request, then the tail, as one bytes object."},

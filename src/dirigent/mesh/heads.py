@@ -177,14 +177,13 @@ class Request:
         return None
 
 
-def read_request(data: bytes, max_body: int, request: type[Request]) -> Request | None:
-    """The request ``data`` holds, if it is one plain request, whole, and nothing after it.
+def read_request(data: bytes, max_body: int) -> Request | None:
+    """The :class:`Request` ``data`` holds, if it is one plain request, whole, and nothing after it.
 
     None if :func:`scan_request` does not recognise its head, if its body is
     not all there or is followed by more bytes, or if it is longer than
-    ``max_body``. ``request`` is :class:`Request` (passed in so that the
-    compiled version, which fills its slots without ``__init__``, is told
-    which class to make).
+    ``max_body``. The compiled version fills a new instance's slots without
+    ``__init__`` (the class is bound to it once, below).
     """
     found = python_scan_request(data)  # this module's, even when the compiled one is bound
     if found is None:
@@ -193,7 +192,7 @@ def read_request(data: bytes, max_body: int, request: type[Request]) -> Request 
     if end + length != len(data) or length > max_body:
         return None
     body = data[end:] if length else b""
-    return request(method, target, headers, body, keep_alive, connection, host, trace)
+    return Request(method, target, headers, body, keep_alive, connection, host, trace)
 
 
 def scan_response(data: bytes) -> ResponseScan | None:
@@ -251,6 +250,7 @@ python_next_traceparent = next_traceparent
 
 try:
     from dirigent.mesh._heads import (  # type: ignore[assignment]
+        bind_request_class,
         header_block,
         next_traceparent,
         read_request,
@@ -261,3 +261,4 @@ except ImportError:  # built without a C compiler: the pure-Python versions serv
     COMPILED = False
 else:
     COMPILED = True
+    bind_request_class(Request)

@@ -124,7 +124,7 @@ class ServerConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._plain and not self.busy and not self._mid and not self._queue:
             # Exactly one whole request: what on_message_complete would have made.
-            request = read_request(data, self._max_body, Request)
+            request = read_request(data, self._max_body)
             if request is not None:
                 self.busy = True
                 self._dispatch(self, request)

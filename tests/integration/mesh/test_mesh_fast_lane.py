@@ -51,7 +51,7 @@ LANES: dict[str, Lane] = {
         **PYTHON_HELPERS,
     },
     "httptools only": {
-        (wire, "read_request"): lambda data, max_body, request: None,
+        (wire, "read_request"): lambda data, max_body: None,
         (upstream, "scan_response"): lambda data: None,
         **PYTHON_HELPERS,
     },
@@ -233,10 +233,8 @@ async def test_every_lane_forwards_what_httptools_forwards(scenario: str, mesh: 
 async def test_a_plain_exchange_takes_the_fast_lane_both_ways() -> None:
     taken: list[str] = []
 
-    def read_request(
-        data: bytes, max_body: int, request: type[heads.Request]
-    ) -> heads.Request | None:
-        found = heads.read_request(data, max_body, request)
+    def read_request(data: bytes, max_body: int) -> heads.Request | None:
+        found = heads.read_request(data, max_body)
         taken.extend(["request"] if found is not None else [])
         return found
 

@@ -164,7 +164,7 @@ def test_an_accepted_request_head_reads_as_httptools_reads_it(
         assert parsed.body == data[end : end + length]
 
 
-Reader = Callable[[bytes, int, type[heads.Request]], heads.Request | None]
+Reader = Callable[[bytes, int], heads.Request | None]
 
 
 def fields(request: heads.Request | None) -> tuple[object, ...] | None:
@@ -180,7 +180,7 @@ def test_a_request_is_read_whole_exactly_when_the_scan_spans_all_the_data(
     read: Reader, data: bytes, max_body: int
 ) -> None:
     found = heads.python_scan_request(data)
-    request = read(data, max_body, heads.Request)
+    request = read(data, max_body)
     if found is None or found[3] + found[4] != len(data) or found[4] > max_body:
         assert request is None
         return
@@ -196,38 +196,46 @@ def test_a_request_is_read_whole_exactly_when_the_scan_spans_all_the_data(
 @pytest.mark.parametrize("read", REQUEST_READERS)
 def test_a_read_request_is_an_ordinary_request(read: Reader) -> None:
     data = b"POST /charge HTTP/1.1\r\nHost: payments\r\nContent-Length: 2\r\n\r\nok"
-    request = read(data, 2, heads.Request)
+    request = read(data, 2)
     assert request is not None
     assert (request.method, request.target, request.body) == (b"POST", b"/charge", b"ok")
     assert request.header(b"content-length") == b"2"
     assert request.upgrade is None
-    assert read(data, 1, heads.Request) is None  # a body over the limit: httptools answers it
+    assert read(data, 1) is None  # a body over the limit: httptools answers it
 
 
-def test_the_compiled_reader_refuses_a_class_it_cannot_fill() -> None:
+def test_the_compiled_reader_binds_no_class_it_cannot_fill() -> None:
     if not heads.COMPILED:
         pytest.skip("built without the extension")
+    from dirigent.mesh import _heads
 
     class Loose:
         pass
 
-    with pytest.raises(TypeError):
-        heads.read_request(b"GET / HTTP/1.1\r\n\r\n", 0, Loose)  # type: ignore[arg-type]
-
-
-def test_the_compiled_reader_refuses_slots_borrowed_from_another_class() -> None:
+    with pytest.raises(TypeError, match="__slots__ only"):
+        _heads.bind_request_class(Loose)  # type: ignore[arg-type]
     # Request's slot descriptors on a class whose objects have no room for them:
     # filling those offsets would write past the end of each object.
-    if not heads.COMPILED:
-        pytest.skip("built without the extension")
     namespace: dict[str, object] = {"__slots__": ()}
     namespace.update({name: getattr(heads.Request, name) for name in heads.Request.__slots__})
     borrowing = type("Borrowing", (), namespace)
     with pytest.raises(TypeError, match="is not a slot"):
-        heads.read_request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", 0, borrowing)  # type: ignore[arg-type]
-    # The class it knows still works afterwards.
-    request = heads.read_request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", 0, heads.Request)
-    assert request is not None
+        _heads.bind_request_class(borrowing)  # type: ignore[arg-type]
+
+
+def test_the_compiled_reader_keeps_the_class_bound_at_import() -> None:
+    if not heads.COMPILED:
+        pytest.skip("built without the extension")
+    from dirigent.mesh import _heads
+
+    class Fillable(heads.Request):
+        __slots__ = ()
+
+    with pytest.raises(TypeError, match="another class is bound already"):
+        _heads.bind_request_class(Fillable)
+    _heads.bind_request_class(heads.Request)  # the same class again: nothing changes
+    request = heads.read_request(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", 0)
+    assert type(request) is heads.Request
     assert request.method == b"GET"
 
 
