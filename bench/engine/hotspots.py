@@ -86,6 +86,8 @@ def categorize(stack: str) -> str:
         return LOCK_WAIT
     if leaf_file in {"threading.py", "queue.py", "concurrent/futures/thread.py"}:
         return IDLE
+    if leaf_file.endswith("engine/taskthreads.py") and "self._queue.get()" in leaf_text:
+        return IDLE  # a task thread waiting on its SimpleQueue (a C call: no frame of its own)
     for position in range(len(frames) - 1, -1, -1):
         function, file, line = frames[position]
         text = _source_line(file, line)
