@@ -599,6 +599,53 @@ def test_update_executions_saves_each_ones_progress(store: Store) -> None:
         assert tx.get_execution(b.arn) == moved
 
 
+def test_update_executions_with_one_execution_twice_keeps_the_later(store: Store) -> None:
+    a = execution("a")
+    write(store, lambda tx: tx.insert_execution(a))
+    first = replace(a, snapshot='{"at": "Charge"}', event_count=3)
+    later = replace(a, snapshot='{"at": "Ship"}', event_count=5)
+    write(store, lambda tx: tx.update_executions([first, later]))
+    with store.transaction() as tx:
+        assert tx.get_execution(a.arn) == later
+
+
+#: text a batch must carry through unchanged: quotes, backslashes, control
+#: characters, non-ASCII and astral characters, JSON-looking text
+AWKWARD = 'say "hi" \\ back\\slash\n\ttab \u2028 é ü 漢字 🚚 {"n": [1, 2]} null'
+
+
+def test_batched_rows_read_back_exactly_whatever_their_text_and_numbers(store: Store) -> None:
+    record = execution("a")
+    write(store, lambda tx: tx.insert_execution(record))
+    when = 1_732_890_000.123_456_7
+    events = [
+        replace(event(record.arn, 1), details=AWKWARD, timestamp=when),
+        replace(event(record.arn, 2), details="", timestamp=when + 1e-6, type=AWKWARD),
+    ]
+    tasks = [
+        task("t1", command=AWKWARD, created_at=when, lease_until=when + 0.5, worker=AWKWARD),
+        task("t2", activity_arn=None, lease_until=None, worker=None),
+    ]
+    progress = replace(
+        record, status="FAILED", output=None, error=AWKWARD, cause=AWKWARD, stopped_at=when,
+        snapshot=AWKWARD, event_count=2**31 - 1, redrive_count=1, redriven_at=when,
+    )  # fmt: skip
+
+    def batch(tx: Any) -> None:
+        tx.append_events(events)
+        tx.add_signals([(record.arn, when, AWKWARD), (record.arn, when, "")])
+        tx.put_tasks(tasks)
+        tx.update_executions([progress])
+
+    write(store, batch)
+    with store.transaction() as tx:
+        assert tx.list_events(record.arn, after_id=0, limit=10, reverse=False) == events
+        due = tx.due_signals(record.arn, when + 1)
+        assert [(s.due_at, s.body) for s in due] == [(when, AWKWARD), (when, "")]
+        assert [tx.get_task("t1"), tx.get_task("t2")] == tasks
+        assert tx.get_execution(record.arn) == progress
+
+
 def test_pipelined_writes_commit_with_their_transaction(store: Store) -> None:
     record = execution("a")
     write(store, lambda tx: tx.insert_execution(record))

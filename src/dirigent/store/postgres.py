@@ -6,6 +6,11 @@ LOCKED``: a node that dies mid-transition holds its locks only until the
 database notices the connection is gone and rolls the transaction back, after
 which another node claims the same work; nothing is applied twice.
 
+The engine writes a batch of transitions as a few statements over many rows
+(events, checkpoints, signals, tasks). Run row by row, each row costs the
+server a statement of its own; here each such statement becomes one over
+one JSON array of all the rows, so a batch costs one statement per kind.
+
 A failed statement aborts a whole PostgreSQL transaction, where SQLite fails
 only the statement. So that a :class:`Conflict` leaves the transaction usable
 on both (``StartExecution`` reads the existing execution after one), every
@@ -16,14 +21,17 @@ is reported as the conflict. A lost connection or an aborted transaction
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import psycopg
 from psycopg import errors as pg_errors
 
+from dirigent.store import sql
 from dirigent.store.port import Conflict, StoreError, Transaction
 from dirigent.store.sql import POSTGRES, SqlTransaction, migrate
 
@@ -44,6 +52,77 @@ def _skip_taken(statement: str) -> tuple[str, bool]:
 def _conflict(statement: str) -> Conflict:
     table = statement.removeprefix(_INSERT).split(" ", 1)[0]
     return Conflict(f"a row with the same key exists already in {table}")
+
+
+#: rows go to the server as one JSON text, read there as jsonb (parsed once, where
+#: json is scanned again for every column): psycopg adapts a Python list to an
+#: array element by element, which costs more than executemany saves
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class _Columnar:
+    """A statement for many rows, as one statement over all the rows in one JSON array."""
+
+    statement: str
+    #: the last column is a key and, for an UPDATE ... FROM, must not repeat: the
+    #: server would apply any one of the rows, where row by row the last wins
+    keyed: bool = False
+
+    def params(self, rows: Sequence[Sequence[Any]]) -> tuple[str]:
+        if self.keyed:
+            rows = list({row[-1]: row for row in rows}.values())
+        return (_encode(rows),)
+
+
+def _rows(types: Sequence[str]) -> str:
+    """A SELECT of the rows of a JSON array of arrays, column i cast to types[i], in
+    the array's order (signals take their ids, and so their order, from it)."""
+    columns = ", ".join(
+        f"r->>{i}" if t == "text" else f"(r->>{i})::{t}" for i, t in enumerate(types)
+    )
+    rows = "jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(r, n)"
+    return f"SELECT {columns} FROM {rows} ORDER BY n"
+
+
+def _insert_columnar(row_statement: str, types: Sequence[str]) -> _Columnar:
+    head = row_statement.split(" VALUES ", 1)[0]
+    return _Columnar(f"{head} {_rows(types)}")
+
+
+def _update_columnar(table: str, columns: Sequence[str], types: Sequence[str]) -> _Columnar:
+    *values, key = columns
+    assignments = ", ".join(f"{c} = v.{c}" for c in values)
+    return _Columnar(
+        f"UPDATE {table} SET {assignments} FROM ({_rows(types)}) AS v({', '.join(columns)})"
+        f" WHERE {table}.{key} = v.{key}",
+        keyed=True,
+    )
+
+
+def _delete_columnar(table: str, key: str, key_type: str) -> _Columnar:
+    return _Columnar(f"DELETE FROM {table} WHERE {key} IN ({_rows((key_type,))})")
+
+
+_TEXT, _INT, _FLOAT = "text", "int8", "float8"
+
+#: the engine's many-row statements (as rendered for PostgreSQL) and their one-statement forms
+_COLUMNAR: dict[str, _Columnar] = {
+    POSTGRES.sql(sql.INSERT_EVENTS): _insert_columnar(
+        sql.INSERT_EVENTS, (_TEXT, _INT, _INT, _FLOAT, _TEXT, _TEXT)
+    ),
+    POSTGRES.sql(sql.UPDATE_PROGRESS): _update_columnar(
+        "executions",
+        sql.PROGRESS_COLUMNS,
+        (_TEXT, _TEXT, _TEXT, _TEXT, _FLOAT, _TEXT, _INT, _INT, _FLOAT, _TEXT),
+    ),
+    POSTGRES.sql(sql.INSERT_SIGNALS): _insert_columnar(sql.INSERT_SIGNALS, (_TEXT, _FLOAT, _TEXT)),
+    POSTGRES.sql(sql.DELETE_SIGNALS): _delete_columnar("signals", "id", _INT),
+    POSTGRES.sql(sql.INSERT_TASKS): _insert_columnar(
+        sql.INSERT_TASKS, (_TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _FLOAT, _TEXT, _FLOAT, _TEXT)
+    ),
+    POSTGRES.sql(sql.DELETE_TASKS): _delete_columnar("tasks", "token", _TEXT),
+}
 
 
 def _lost(exc: psycopg.Error) -> NoReturn:
@@ -94,10 +173,16 @@ class PostgresStore:
     def _run_many(
         connection: psycopg.Connection[Any], statement: str, rows: Sequence[Sequence[Any]]
     ) -> None:
+        columnar = _COLUMNAR.get(statement)
+        if columnar is not None:
+            statement, params = columnar.statement, columnar.params(rows)
         statement, is_insert = _skip_taken(statement)
         try:
             with connection.cursor() as cursor:
-                cursor.executemany(statement, rows)
+                if columnar is None:
+                    cursor.executemany(statement, rows)
+                else:
+                    cursor.execute(statement, params, prepare=True)
                 written = cursor.rowcount
         except pg_errors.UniqueViolation as exc:
             raise Conflict(str(exc)) from exc
@@ -143,9 +228,13 @@ class _Session:
             return
         # In a pipeline nothing is answered before its end: a taken key is not
         # skipped and counted but fails the statement, and so the block.
+        columnar = _COLUMNAR.get(statement)
         try:
             with self._connection.cursor() as cursor:
-                cursor.executemany(statement, rows)
+                if columnar is None:
+                    cursor.executemany(statement, rows)
+                else:
+                    cursor.execute(columnar.statement, columnar.params(rows), prepare=True)
         except pg_errors.UniqueViolation as exc:
             raise Conflict(str(exc)) from exc
         except psycopg.OperationalError as exc:

@@ -116,6 +116,19 @@ _UPDATE_PROGRESS = (
 )
 _PROGRESS_ROW = attrgetter(*_EXECUTION_PROGRESS, "arn")
 
+# The statements the engine runs for many rows at once, named so that an
+# adapter can run each in a form of its own (PostgreSQL: one statement over
+# arrays, see postgres.py). Each takes one row's values, in this order.
+INSERT_EVENTS = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+UPDATE_PROGRESS = _UPDATE_PROGRESS
+#: the columns UPDATE_PROGRESS sets, then the key it matches on
+PROGRESS_COLUMNS = (*_EXECUTION_PROGRESS, "arn")
+INSERT_SIGNALS = "INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)"
+DELETE_SIGNALS = "DELETE FROM signals WHERE id = ?"
+INSERT_TASKS = _insert("tasks", TaskRecord)
+TASK_COLUMNS = _columns(TaskRecord)
+DELETE_TASKS = "DELETE FROM tasks WHERE token = ?"
+
 
 class SqlTransaction:
     """Every operation of the port over one open database transaction."""
@@ -267,7 +280,7 @@ class SqlTransaction:
         self._run(_UPDATE_PROGRESS, _PROGRESS_ROW(record))
 
     def update_executions(self, records: Sequence[ExecutionRecord]) -> None:
-        self._many(_UPDATE_PROGRESS, [_PROGRESS_ROW(record) for record in records])
+        self._many(UPDATE_PROGRESS, [_PROGRESS_ROW(record) for record in records])
 
     def list_executions(
         self,
@@ -297,10 +310,7 @@ class SqlTransaction:
         return self._all(ExecutionRecord, query, [*params, limit])
 
     def append_events(self, events: Sequence[EventRecord]) -> None:
-        self._many(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-            [_values(e) for e in events],
-        )
+        self._many(INSERT_EVENTS, [_values(e) for e in events])
 
     def list_events(
         self, execution_arn: str, *, after_id: int, limit: int, reverse: bool
@@ -321,7 +331,7 @@ class SqlTransaction:
     # ------------------------------------------------------------------ work
 
     def add_signals(self, signals: Sequence[tuple[str, float, str]]) -> None:
-        self._many("INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)", signals)
+        self._many(INSERT_SIGNALS, signals)
 
     def claim_executions(self, now: float, limit: int) -> list[ExecutionRecord]:
         # Longest waiting first, so no execution starves behind others. The LIMIT
@@ -373,7 +383,7 @@ class SqlTransaction:
         return self._all(SignalRecord, query, (execution_arn, now))
 
     def delete_signals(self, ids: Sequence[int]) -> None:
-        self._many("DELETE FROM signals WHERE id = ?", [(i,) for i in ids])
+        self._many(DELETE_SIGNALS, [(i,) for i in ids])
 
     def next_due(self) -> float | None:
         rows = self._run("SELECT MIN(due_at) FROM signals")
@@ -381,7 +391,7 @@ class SqlTransaction:
         return float(value) if value is not None else None
 
     def put_tasks(self, tasks: Sequence[TaskRecord]) -> None:
-        self._many(_insert("tasks", TaskRecord), [_values(t) for t in tasks])
+        self._many(INSERT_TASKS, [_values(t) for t in tasks])
 
     def get_task(self, token: str) -> TaskRecord | None:
         return self._one(TaskRecord, _select("tasks", TaskRecord) + " WHERE token = ?", (token,))
@@ -396,7 +406,7 @@ class SqlTransaction:
 
     def delete_tasks(self, tokens: Sequence[str]) -> None:
         for chunk in batched(list(tokens), 500):
-            self._many("DELETE FROM tasks WHERE token = ?", [(t,) for t in chunk])
+            self._many(DELETE_TASKS, [(t,) for t in chunk])
 
     def claim_tasks(
         self, kinds: Sequence[str], now: float, lease_until: float, worker: str, limit: int
