@@ -164,6 +164,22 @@ def test_an_updated_machine_reads_back_with_every_field_changed(store: Store) ->
         assert tx.get_machine(record.arn) == changed
 
 
+def test_a_machine_written_in_a_transaction_reads_back_as_written_in_it(store: Store) -> None:
+    # reads of a machine may be remembered within a transaction, never past its own writes
+    record = machine()
+    changed = replace(record, description="changed", revision_id="r2")
+    with store.transaction() as tx:
+        assert tx.get_machine(record.arn) is None
+        tx.insert_machine(record)
+        assert tx.get_machine(record.arn) == record
+        tx.update_machine(changed)
+        assert tx.get_machine(record.arn) == changed
+        tx.delete_machine(record.arn)
+        assert tx.get_machine(record.arn) is None
+    with store.transaction() as tx:
+        assert tx.get_machine(record.arn) is None
+
+
 def test_machines_list_in_arn_order_and_page_after_the_last_arn_seen(store: Store) -> None:
     names = ["delta", "alpha", "echo", "charlie", "bravo"]
     write(store, lambda tx: [tx.insert_machine(machine(n)) for n in names])

@@ -117,8 +117,9 @@ _UPDATE_PROGRESS = (
 _PROGRESS_ROW = attrgetter(*_EXECUTION_PROGRESS, "arn")
 
 # The statements the engine runs for many rows at once, named so that an
-# adapter can run each in a form of its own (PostgreSQL: one statement over
-# arrays, see postgres.py). Each takes one row's values, in this order.
+# adapter can run each in a form of its own (PostgreSQL: one statement over a
+# JSON array of the rows, see postgres.py). Each takes one row's values, in
+# this order.
 INSERT_EVENTS = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 UPDATE_PROGRESS = _UPDATE_PROGRESS
 #: the columns UPDATE_PROGRESS sets, then the key it matches on
@@ -126,7 +127,6 @@ PROGRESS_COLUMNS = (*_EXECUTION_PROGRESS, "arn")
 INSERT_SIGNALS = "INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)"
 DELETE_SIGNALS = "DELETE FROM signals WHERE id = ?"
 INSERT_TASKS = _insert("tasks", TaskRecord)
-TASK_COLUMNS = _columns(TaskRecord)
 DELETE_TASKS = "DELETE FROM tasks WHERE token = ?"
 
 
@@ -141,6 +141,10 @@ class SqlTransaction:
         pipeline: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._dialect = dialect
+        #: machines read in this transaction: a worker's transaction starts many
+        #: executions, mostly of one machine, and on PostgreSQL each read is a
+        #: round trip. A write of the machine in this transaction forgets it.
+        self._machines: dict[str, MachineRecord | None] = {}
         self._run_raw = run
         self._run_many_raw = run_many
         self._pipeline = pipeline
@@ -165,23 +169,29 @@ class SqlTransaction:
     # ------------------------------------------------------------------ catalog
 
     def insert_machine(self, record: MachineRecord) -> None:
+        self._machines.pop(record.arn, None)
         self._run(_insert("state_machines", MachineRecord), _values(record))
 
     def update_machine(self, record: MachineRecord) -> None:
+        self._machines.pop(record.arn, None)
         names = [n for n in _columns(MachineRecord) if n != "arn"]
         assignments = ", ".join(f"{n} = ?" for n in names)
         params = [getattr(record, n) for n in names] + [record.arn]
         self._run(f"UPDATE state_machines SET {assignments} WHERE arn = ?", params)
 
     def get_machine(self, arn: str) -> MachineRecord | None:
+        if arn in self._machines:
+            return self._machines[arn]
         query = _select("state_machines", MachineRecord) + " WHERE arn = ?"
-        return self._one(MachineRecord, query, (arn,))
+        record = self._machines[arn] = self._one(MachineRecord, query, (arn,))
+        return record
 
     def list_machines(self, after: str | None, limit: int) -> list[MachineRecord]:
         query = _select("state_machines", MachineRecord) + " WHERE arn > ? ORDER BY arn LIMIT ?"
         return self._all(MachineRecord, query, (after or "", limit))
 
     def delete_machine(self, arn: str) -> None:
+        self._machines.pop(arn, None)
         # The machine's tags go with it, and so do its versions' and aliases': a
         # machine created again under the same name must not inherit them.
         for table in ("state_machine_versions", "state_machine_aliases"):
