@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from measure import Deadline, emit, measure, percentile, sequential
+from measure import Deadline, concurrent_spans, emit, measure, percentile, sequential
 
 from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.store import Store, Transaction, open_store
@@ -181,6 +181,24 @@ def count_statements(side: Side, steps: int, count: int) -> dict[str, float]:
     return {kind: n / count for kind, n in sorted(seen.items())}
 
 
+def node_span(side: Side, steps: int, args: argparse.Namespace) -> dict[str, float]:
+    """This node's part of a run on several: warm up, wait for the common start,
+    run; the runner puts the nodes' spans together."""
+    run = side.runner(steps, f"n{steps}")
+    for index in range(args.warmup):
+        run(-1 - index)
+    wait = args.start_at - time.time()
+    if wait < 0:
+        raise RuntimeError(f"warm-up ended {-wait:.2f} s after the common start: give more time")
+    time.sleep(wait)
+    spans = concurrent_spans(run, args.count, args.in_flight)
+    return {
+        "first_start": min(start for start, _ in spans),
+        "last_stop": max(stop for _, stop in spans),
+        "executions": len(spans),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("store_url")
@@ -189,6 +207,13 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--budget", type=float, default=120.0, help="seconds at most")
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        help="one node of several (see run.py --nodes): warm up, then at this epoch time run"
+        " --count executions with --in-flight at once and report their first start and last"
+        " stop (one size only)",
+    )
     parser.add_argument(
         "--count-statements",
         action="store_true",
@@ -202,6 +227,9 @@ def main() -> None:
         for steps in (int(size) for size in args.sizes.split(",")):
             if args.count_statements:
                 results[str(steps)] = count_statements(side, steps, args.count)
+                continue
+            if args.start_at is not None:
+                results[str(steps)] = node_span(side, steps, args)
                 continue
             side.committed.clear()
             figures = measure(

@@ -50,6 +50,13 @@ def concurrent(run_one: RunOne, count: int, in_flight: int, steps: int) -> dict[
     Their indices follow the sequential pass's (count to 2 count - 1). The span
     runs from the first start request to the last execution's stop.
     """
+    spans = concurrent_spans(run_one, count, in_flight)
+    seconds = max(stop for _, stop in spans) - min(start for start, _ in spans)
+    return {"steps_per_s": count * steps / seconds, "seconds": seconds}
+
+
+def concurrent_spans(run_one: RunOne, count: int, in_flight: int) -> list[tuple[float, float]]:
+    """Each of ``count`` executions' (start, stop), run ``in_flight`` at a time."""
     lock = threading.Lock()
     next_index = [count]
     spans: list[tuple[float, float]] = []
@@ -77,8 +84,7 @@ def concurrent(run_one: RunOne, count: int, in_flight: int, steps: int) -> dict[
         thread.join()
     if failures:
         raise failures[0]
-    seconds = max(stop for _, stop in spans) - min(start for start, _ in spans)
-    return {"steps_per_s": count * steps / seconds, "seconds": seconds}
+    return spans
 
 
 def measure(

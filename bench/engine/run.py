@@ -10,6 +10,10 @@ log and RocksDB store. Each side runs in a process of its own, one after the
 other, and the whole round is repeated (3 times by default); the table gives
 the median of the rounds, with the 1-minute load average of each.
 
+With ``--nodes N`` Dirigent also runs as N engine processes on the same store,
+the executions and clients split between them (throughput only): whether
+several engines on one machine use its cores better than one.
+
 Durability stays at every system's default: Dirigent's SQLite store in WAL mode
 with ``synchronous=FULL``, PostgreSQL with ``synchronous_commit`` on (checked
 here), DBOS's SQLite with a rollback journal and ``synchronous=FULL``,
@@ -281,6 +285,59 @@ def run_side(side: Side, timeout: float, env: dict[str, str] | None = None) -> d
     return result
 
 
+#: seconds from launching the nodes of a several-node run to their common start:
+#: enough for each to start, open the store and warm up
+NODES_HEADSTART = 4.0
+
+
+def run_nodes(
+    url: str, store: str, nodes: int, args: argparse.Namespace, env: dict[str, str] | None
+) -> dict[str, Any]:
+    """Dirigent as ``nodes`` engine processes on one store, the executions and the
+    clients split evenly between them, all starting at one moment: the
+    throughput phase only (latency one at a time is one node's).
+
+    Each node is the one-process side (``dirigent_side.py --start-at``) with its
+    share of the clients: how a deployment of several engines on one machine,
+    each taking its share of the requests, uses its cores. Steps per second are
+    all nodes' steps over the span from the first start to the last stop.
+    """
+    sizes: dict[str, dict[str, float]] = {}
+    for size in args.sizes.split(","):
+        start_at = time.time() + NODES_HEADSTART
+        argv = [
+            sys.executable, "dirigent_side.py", url, "--sizes", size,
+            "--count", str(args.count // nodes), "--in-flight", str(args.in_flight // nodes),
+            "--warmup", str(args.warmup), "--start-at", f"{start_at:.6f}",
+        ]  # fmt: skip
+        launched = [
+            subprocess.Popen(
+                argv,
+                cwd=HERE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
+            for _ in range(nodes)
+        ]
+        spans = []
+        for process in launched:
+            out, err = process.communicate(timeout=args.side_timeout)
+            lines = [line for line in out.splitlines() if line.startswith("{")]
+            if process.returncode != 0 or not lines:
+                for other in launched:
+                    other.kill()
+                raise RuntimeError(
+                    f"a node on {store} failed ({process.returncode}):\n{err[-2000:]}"
+                )
+            spans.append(json.loads(lines[-1])["sizes"][size])
+        seconds = max(s["last_stop"] for s in spans) - min(s["first_start"] for s in spans)
+        executions = sum(s["executions"] for s in spans)
+        sizes[size] = {"steps_per_s": executions * int(size) / seconds, "seconds": seconds}
+    return {"system": f"dirigent-{nodes}n", "store": store, "sizes": sizes}
+
+
 def wait_for_quiet(max_load: float, patience: float) -> None:
     deadline = time.monotonic() + patience
     while os.getloadavg()[0] > max_load and time.monotonic() < deadline:
@@ -386,10 +443,10 @@ def print_report(
                     print(f"  {store:<10} {size:>2} steps: {value:.2f} ms")
     print()
     print("Ratios Dirigent / peer (latency: below 1 is faster; steps/s: above 1 is faster)")
-    for store in ("sqlite", "postgresql"):
-        ours = results.get(("dirigent", store))
-        if not ours:
+    for (system, store), ours in results.items():
+        if not system.startswith("dirigent"):
             continue
+        label = f"{system.replace('dirigent', 'Dirigent')} {store}"
         for peer in (("dbos", store), ("restate", "restate")):
             theirs = results.get(peer)
             if not theirs:
@@ -399,7 +456,7 @@ def print_report(
                 for key in ("p50_ms", "p99_ms", "steps_per_s"):
                     a, b = median_of(ours, size, key), median_of(theirs, size, key)
                     cells.append(f"{key} {a / b:.2f}" if a and b else f"{key} -")
-                print(f"  Dirigent {store:<10} / {peer[0]:<7} {size:>2} steps: " + ", ".join(cells))
+                print(f"  {label:<22} / {peer[0]:<7} {size:>2} steps: " + ", ".join(cells))
     if restate_note:
         print()
         print(f"Restate: {restate_note}")
@@ -434,6 +491,12 @@ def main() -> None:
         "--postgres",
         default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="an admin URL of the PostgreSQL server ('' to skip PostgreSQL)",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="also run Dirigent as this many engine processes on one store (1: not)",
     )
     parser.add_argument("--no-restate", action="store_true")
     parser.add_argument("--no-dbos", action="store_true")
@@ -515,6 +578,14 @@ def main() -> None:
                 result = run_side(side, args.side_timeout, env)
                 result["load"] = os.getloadavg()[0]
                 results.setdefault((side.system, side.store), []).append(result)
+                if side.system == "dirigent" and args.nodes > 1:
+                    log(f"  dirigent on {side.store}, {args.nodes} nodes")
+                    url = side.argv[2]
+                    if side.store == "sqlite":
+                        url = f"sqlite:///{workdir / f'dirigent-nodes-{round_index}.db'}"
+                    result = run_nodes(url, side.store, args.nodes, args, env)
+                    result["load"] = os.getloadavg()[0]
+                    results.setdefault((result["system"], side.store), []).append(result)
         print(f"\nDirigent's engine: {engine}")
         print_report(results, loads, sizes, restate_note)
         profile = None
