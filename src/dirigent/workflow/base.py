@@ -146,8 +146,11 @@ class ExecutionBase:
 
     def _frame(self, thread: Thread) -> Frame:
         """What the thread's current state sees; reused while nothing it shows changed."""
+        # The token counts only where the context shows it: a Task gets its token
+        # when it is scheduled, and its frame is wanted again when it succeeds.
+        token = thread.token if thread.token and _wants_token(thread_state(thread)) else None
         key = (
-            thread.state_name, thread.entered_time, tuple(thread.retry_counts), thread.token,
+            thread.state_name, thread.entered_time, tuple(thread.retry_counts), token,
             id(thread.raw_input), thread.map_item is None,
         )  # fmt: skip
         cached = self._frames.get(thread.id)
