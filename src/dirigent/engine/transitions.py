@@ -164,6 +164,11 @@ class Writes:
     tasks_waiting: list[str] = field(default_factory=list)
 
     def flush(self, tx: Transaction) -> None:
+        if not (
+            self.consumed or self.events or self.executions or self.signals or self.tasks
+            or self.done or self.tasks_waiting
+        ):  # fmt: skip
+            return  # nothing to write: no pipeline (on PostgreSQL, a round trip) either
         # Rows put before rows deleted: a task scheduled and cancelled within the
         # batch must end up gone.
         with tx.pipelined():

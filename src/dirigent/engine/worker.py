@@ -213,7 +213,9 @@ class Worker:
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
-                self._answer(tx, requests, outcome)
+                writes = Writes()
+                self._answer(tx, requests, outcome, writes)
+                writes.flush(tx)
         except BaseException as exc:
             for request in requests:
                 request.error, request.answer = exc, None
@@ -225,14 +227,15 @@ class Worker:
             request.finish()
 
     @staticmethod
-    def _answer(tx: Transaction, requests: list[_Request], outcome: Outcome) -> None:
-        writes = Writes()
+    def _answer(
+        tx: Transaction, requests: list[_Request], outcome: Outcome, writes: Writes
+    ) -> None:
+        """Run the requests; their rows wait in ``writes`` for the caller to flush."""
         for request in requests:
             try:
                 request.answer = request.run(tx, writes, outcome)
             except ServiceError as exc:
                 request.error = exc
-        writes.flush(tx)
 
     def wake(self) -> None:
         """Look at the signal queue soon: something was enqueued."""
@@ -316,9 +319,15 @@ class Worker:
         outcome = Outcome()
         try:
             with self.store.transaction() as tx:
+                # The starts' rows and the results' go in one flush: a start only
+                # writes rows of its own new execution, which the results' reads
+                # (claims and due signals of executions with finished tasks) never
+                # touch; the flush comes before the queue is read below.
+                writes = Writes()
                 if requests:
-                    self._answer(tx, requests, outcome)
-                self._deliver(tx, finished, now, outcome)
+                    self._answer(tx, requests, outcome, writes)
+                self._deliver(tx, finished, now, outcome, writes)
+                writes.flush(tx)
                 if now >= self._reclaim_at:
                     # Tasks whose lease ran out (their node died) are run again here.
                     outcome.local_tasks.extend(
@@ -381,7 +390,12 @@ class Worker:
         )
 
     def _deliver(
-        self, tx: Transaction, finished: list[_Finished], now: float, outcome: Outcome
+        self,
+        tx: Transaction,
+        finished: list[_Finished],
+        now: float,
+        outcome: Outcome,
+        writes: Writes,
     ) -> None:
         """Hand finished tasks' results to their executions, advancing each once.
 
@@ -394,7 +408,6 @@ class Worker:
             by_execution.setdefault(item.task.execution_arn, []).append(item)
         if not by_execution:
             return
-        writes = Writes()
         claimed: list[ExecutionRecord] = []
         results: dict[str, list[Signal]] = {}
         for record in tx.claim_executions_named(list(by_execution)):
