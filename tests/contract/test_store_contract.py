@@ -572,37 +572,13 @@ def test_claim_executions_returns_only_executions_with_a_due_signal(store: Store
         assert {e.name for e in tx.claim_executions(50.0, 10)} == {"due", "future"}
 
 
-def test_claiming_named_executions_with_their_due_signals_reads_both_at_once(
-    store: Store,
-) -> None:
-    a, b, c = execution("a"), execution("b"), execution("c")
-
-    def setup(tx: Any) -> None:
-        for record in (a, b, c):
-            tx.insert_execution(record)
-        tx.add_signals(
-            [
-                (a.arn, 20.0, "a-late"),
-                (b.arn, 3.0, "b"),
-                (a.arn, 10.0, "a-first"),
-                (a.arn, 10.0, "a-second"),
-                (a.arn, 99.0, "a-future"),
-                (c.arn, 1.0, "c-not-asked-for"),
-            ]
-        )
-
-    write(store, setup)
+def test_claim_executions_named_returns_those_that_exist(store: Store) -> None:
+    a, b = execution("a"), execution("b")
+    write(store, lambda tx: (tx.insert_execution(a), tx.insert_execution(b)))
     with store.transaction() as tx:
-        claimed, due = tx.claim_executions_named_with_due(
-            [b.arn, execution("missing").arn, a.arn], 20.0
-        )
+        claimed = tx.claim_executions_named([b.arn, execution("missing").arn, a.arn])
         assert sorted(claimed, key=lambda r: r.name) == [a, b]
-        by_execution: dict[str, list[str]] = {}
-        for signal in due:
-            by_execution.setdefault(signal.execution_arn, []).append(signal.body)
-        assert by_execution == {a.arn: ["a-first", "a-second", "a-late"], b.arn: ["b"]}
-        assert [s.due_at for s in due if s.execution_arn == a.arn] == [10.0, 10.0, 20.0]
-        assert tx.claim_executions_named_with_due([], 20.0) == ([], [])
+        assert tx.claim_executions_named([]) == []
 
 
 def test_due_signals_of_many_executions_are_each_ones_due_in_order(store: Store) -> None:
@@ -1055,33 +1031,6 @@ def test_postgres_claims_of_a_node_that_dies_mid_transaction_go_to_another(
         survivor.close()
     assert sorted(executions) == sorted(r.arn for r in records)
     assert tasks == ["t1", "t2"]
-
-
-def test_postgres_named_claims_pass_over_executions_another_node_holds(
-    postgres_schema_url: str,
-) -> None:
-    # A node delivering results must not wait for, nor advance, an execution
-    # another node is advancing: it is skipped, and so are its signals.
-    holder, other = open_store(postgres_schema_url), open_store(postgres_schema_url)
-    try:
-        a, b = execution("a"), execution("b")
-        write(
-            holder,
-            lambda tx: (
-                tx.insert_execution(a),
-                tx.insert_execution(b),
-                tx.add_signals([(a.arn, 1.0, "a"), (b.arn, 1.0, "b")]),
-            ),
-        )
-        with holder.transaction() as held:
-            assert held.claim_execution(a.arn) == a
-            with other.transaction() as tx:
-                claimed, due = tx.claim_executions_named_with_due([a.arn, b.arn], 5.0)
-            assert claimed == [b]
-            assert [s.body for s in due] == ["b"]
-    finally:
-        holder.close()
-        other.close()
 
 
 # ------------------------------------------------------------------ SQLite: one file, many stores

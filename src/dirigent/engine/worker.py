@@ -410,11 +410,7 @@ class Worker:
             return
         claimed: list[ExecutionRecord] = []
         results: dict[str, list[Signal]] = {}
-        records, signals = tx.claim_executions_named_with_due(list(by_execution), now)
-        due: dict[str, list[SignalRecord]] = {}
-        for signal in signals:
-            due.setdefault(signal.execution_arn, []).append(signal)
-        for record in records:
+        for record in tx.claim_executions_named(list(by_execution)):
             if record.status == "RUNNING":
                 claimed.append(record)
                 items = by_execution.pop(record.arn)
@@ -424,7 +420,7 @@ class Worker:
             # Held by another node, or over: the results wait in the queue.
             _apply_finished(writes, items, now)
             self._scan = True
-        self._advance_all(tx, claimed, now, outcome, writes, results=results, due=due)
+        self._advance_all(tx, claimed, now, outcome, writes, results=results)
 
     def _advance_all(
         self,
@@ -435,17 +431,14 @@ class Worker:
         writes: Writes,
         *,
         results: dict[str, list[Signal]] | None = None,
-        due: dict[str, list[SignalRecord]] | None = None,
     ) -> None:
-        """Advance claimed executions, their due signals read (unless ``due``
-        holds them already, read with the claim) and their rows written one
-        statement per kind for the whole batch (with what ``writes`` holds
-        already)."""
-        if due is None:
-            due = {}
-            if records:
-                for signal in tx.due_signals_of([record.arn for record in records], now):
-                    due.setdefault(signal.execution_arn, []).append(signal)
+        """Advance claimed executions, their due signals read and their rows
+        written one statement per kind for the whole batch (with what ``writes``
+        holds already)."""
+        due: dict[str, list[SignalRecord]] = {}
+        if records:
+            for signal in tx.due_signals_of([record.arn for record in records], now):
+                due.setdefault(signal.execution_arn, []).append(signal)
         for record in records:
             try:
                 advance(tx, record, now, self.context, outcome,

@@ -115,13 +115,9 @@ class WorkTx(Protocol):
         """One execution, locked for this transaction; ``None`` if it is missing or taken."""
         ...
 
-    def claim_executions_named_with_due(
-        self, arns: Sequence[str], now: float
-    ) -> tuple[list[ExecutionRecord], list[SignalRecord]]:
-        """:meth:`claim_execution` for many executions, with the claimed ones'
-        :meth:`due_signals_of`, in one statement (on PostgreSQL, one round trip):
-        those of ``arns`` that exist and no other transaction holds, in no
-        particular order, and their due signals in due time, then id, order."""
+    def claim_executions_named(self, arns: Sequence[str]) -> list[ExecutionRecord]:
+        """:meth:`claim_execution` for many executions in one statement: those of
+        ``arns`` that exist and no other transaction holds, in no particular order."""
         ...
 
     def due_signals(self, execution_arn: str, now: float) -> list[SignalRecord]: ...

@@ -364,29 +364,16 @@ class SqlTransaction:
         )
         return self._one(ExecutionRecord, query, (arn,))
 
-    def claim_executions_named_with_due(
-        self, arns: Sequence[str], now: float
-    ) -> tuple[list[ExecutionRecord], list[SignalRecord]]:
-        # One row per due signal of a claimed execution, or one with no signal:
-        # the execution's columns repeat, and are made into a record once.
-        width = len(_columns(ExecutionRecord))
-        columns = ", ".join(_columns(ExecutionRecord))
-        claimed: dict[str, ExecutionRecord] = {}
-        due: list[SignalRecord] = []
+    def claim_executions_named(self, arns: Sequence[str]) -> list[ExecutionRecord]:
+        claimed: list[ExecutionRecord] = []
         for chunk in batched(list(arns), 500):
             query = (
-                f"SELECT e.*, s.id, s.execution_arn, s.due_at, s.body FROM (SELECT {columns}"
-                f" FROM executions WHERE arn IN ({', '.join('?' * len(chunk))})"
+                _select("executions", ExecutionRecord)
+                + f" WHERE arn IN ({', '.join('?' * len(chunk))})"
                 + self._dialect.lock("executions")
-                + ") AS e LEFT JOIN signals AS s ON s.execution_arn = e.arn AND s.due_at <= ?"
-                " ORDER BY s.due_at, s.id"
             )
-            for row in self._run(query, [*chunk, now]):
-                if row[0] not in claimed:
-                    claimed[row[0]] = ExecutionRecord(*row[:width])
-                if row[width] is not None:
-                    due.append(SignalRecord(*row[width:]))
-        return list(claimed.values()), due
+            claimed.extend(self._all(ExecutionRecord, query, chunk))
+        return claimed
 
     def due_signals_of(self, execution_arns: Sequence[str], now: float) -> list[SignalRecord]:
         due: list[SignalRecord] = []
