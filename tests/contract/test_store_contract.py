@@ -1033,6 +1033,24 @@ def test_postgres_claims_of_a_node_that_dies_mid_transaction_go_to_another(
     assert tasks == ["t1", "t2"]
 
 
+def test_postgres_named_claims_pass_over_executions_another_node_holds(
+    postgres_schema_url: str,
+) -> None:
+    # A node delivering results must not wait for, nor advance, an execution
+    # another node is advancing.
+    holder, other = open_store(postgres_schema_url), open_store(postgres_schema_url)
+    try:
+        a, b = execution("a"), execution("b")
+        write(holder, lambda tx: (tx.insert_execution(a), tx.insert_execution(b)))
+        with holder.transaction() as held:
+            assert held.claim_execution(a.arn) == a
+            with other.transaction() as tx:
+                assert tx.claim_executions_named([a.arn, b.arn]) == [b]
+    finally:
+        holder.close()
+        other.close()
+
+
 # ------------------------------------------------------------------ SQLite: one file, many stores
 
 
