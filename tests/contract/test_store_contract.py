@@ -1033,6 +1033,35 @@ def test_postgres_claims_of_a_node_that_dies_mid_transaction_go_to_another(
     assert tasks == ["t1", "t2"]
 
 
+def test_postgres_a_batch_too_large_for_one_statement_goes_in_several_in_order(
+    postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One statement's rows travel as one JSON array, which PostgreSQL caps in
+    # size; a larger batch is split, and must read back as if sent whole.
+    from dirigent.store import postgres
+
+    monkeypatch.setattr(postgres, "MAX_ARRAY_CHARS", 300)
+    store = open_store(postgres_schema_url)
+    try:
+        record = execution("a")
+        events = [replace(event(record.arn, n), details=AWKWARD) for n in range(1, 31)]
+        signals = [(record.arn, 1.0, f"signal-{n:02}") for n in range(30)]
+        write(store, lambda tx: (tx.append_events(events), tx.add_signals(signals)))
+        with store.transaction() as tx:
+            assert tx.list_events(record.arn, after_id=0, limit=50, reverse=False) == events
+            assert [s.body for s in tx.due_signals(record.arn, 5.0)] == [b for _, _, b in signals]
+        # A taken key in a later part is still a conflict, piped or not.
+        more = [event(record.arn, n) for n in range(31, 41)] + [event(record.arn, 30)]
+        with pytest.raises(Conflict), store.transaction() as tx:
+            tx.append_events(more)
+        with pytest.raises(Conflict), store.transaction() as tx, tx.pipelined():
+            tx.append_events(more)
+        with store.transaction() as tx:
+            assert len(tx.list_events(record.arn, after_id=0, limit=50, reverse=False)) == 30
+    finally:
+        store.close()
+
+
 def test_postgres_named_claims_pass_over_executions_another_node_holds(
     postgres_schema_url: str,
 ) -> None:

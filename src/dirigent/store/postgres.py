@@ -69,10 +69,25 @@ class _Columnar:
     #: server would apply any one of the rows, where row by row the last wins
     keyed: bool = False
 
-    def params(self, rows: Sequence[Sequence[Any]]) -> tuple[str]:
+    def arrays(self, rows: Sequence[Sequence[Any]]) -> list[str]:
+        """The rows as JSON arrays, one statement's worth each, in order."""
         if self.keyed:
             rows = list({row[-1]: row for row in rows}.values())
-        return (_encode(rows),)
+        return _split(rows)
+
+
+#: the most characters one statement's array may have. PostgreSQL refuses a
+#: jsonb value over 256 MiB, and a character takes up to 4 bytes in UTF-8: a
+#: batch of payload-sized rows (256 KiB each) could reach that
+MAX_ARRAY_CHARS = 32 * 2**20
+
+
+def _split(rows: Sequence[Sequence[Any]]) -> list[str]:
+    text = _encode(rows)
+    if len(text) <= MAX_ARRAY_CHARS or len(rows) < 2:
+        return [text]
+    half = len(rows) // 2
+    return _split(rows[:half]) + _split(rows[half:])
 
 
 def _rows(types: Sequence[str]) -> str:
@@ -175,15 +190,18 @@ class PostgresStore:
     ) -> None:
         columnar = _COLUMNAR.get(statement)
         if columnar is not None:
-            statement, params = columnar.statement, columnar.params(rows)
+            statement = columnar.statement
         statement, is_insert = _skip_taken(statement)
         try:
             with connection.cursor() as cursor:
                 if columnar is None:
                     cursor.executemany(statement, rows)
+                    written = cursor.rowcount
                 else:
-                    cursor.execute(statement, params, prepare=True)
-                written = cursor.rowcount
+                    written = 0
+                    for array in columnar.arrays(rows):
+                        cursor.execute(statement, (array,), prepare=True)
+                        written += cursor.rowcount
         except pg_errors.UniqueViolation as exc:
             raise Conflict(str(exc)) from exc
         except psycopg.OperationalError as exc:
@@ -234,7 +252,8 @@ class _Session:
                 if columnar is None:
                     cursor.executemany(statement, rows)
                 else:
-                    cursor.execute(columnar.statement, columnar.params(rows), prepare=True)
+                    for array in columnar.arrays(rows):
+                        cursor.execute(columnar.statement, (array,), prepare=True)
         except pg_errors.UniqueViolation as exc:
             raise Conflict(str(exc)) from exc
         except psycopg.OperationalError as exc:
