@@ -401,9 +401,19 @@ def profile_dirigent(
 # ---------------------------------------------------------------------- the table
 
 
+def values_of(rounds: list[dict[str, Any]], size: str, key: str) -> list[float]:
+    return [r["sizes"][size][key] for r in rounds if key in r["sizes"].get(size, {})]
+
+
 def median_of(rounds: list[dict[str, Any]], size: str, key: str) -> float | None:
-    values = [r["sizes"][size][key] for r in rounds if key in r["sizes"].get(size, {})]
+    values = values_of(rounds, size, key)
     return statistics.median(values) if values else None
+
+
+def range_of(rounds: list[dict[str, Any]], size: str, key: str) -> str:
+    """The lowest and highest round, so that a median is read with its spread."""
+    values = values_of(rounds, size, key)
+    return f"{min(values):,.0f} to {max(values):,.0f}" if values else "-"
 
 
 def print_report(
@@ -422,7 +432,10 @@ def print_report(
         after = ", ".join(f"{r['load']:.2f}" for r in rounds)
         print(f"  ... after {system} on {store}: {after}")
     print()
-    header = f"{'system':<10} {'store':<10} {'steps':>5} {'p50 ms':>8} {'p99 ms':>8} {'steps/s':>9}"
+    header = (
+        f"{'system':<10} {'store':<10} {'steps':>5} {'p50 ms':>8} {'p99 ms':>8} {'steps/s':>9}"
+        f"  {'rounds':>16}"
+    )
     print(header)
     print("-" * len(header))
     for (system, store), rounds in results.items():
@@ -432,6 +445,7 @@ def print_report(
                 f"{fmt(median_of(rounds, size, 'p50_ms')):>8} "
                 f"{fmt(median_of(rounds, size, 'p99_ms')):>8} "
                 f"{fmt(median_of(rounds, size, 'steps_per_s'), 0):>9}"
+                f"  {range_of(rounds, size, 'steps_per_s'):>16}"
             )
     if ("dirigent", "sqlite") in results:
         print()
@@ -456,6 +470,16 @@ def print_report(
                 for key in ("p50_ms", "p99_ms", "steps_per_s"):
                     a, b = median_of(ours, size, key), median_of(theirs, size, key)
                     cells.append(f"{key} {a / b:.2f}" if a and b else f"{key} -")
+                # Each round runs every side one after the other: the ratio within
+                # a round compares the two under the same moment's load.
+                pairs = zip(
+                    values_of(ours, size, "steps_per_s"),
+                    values_of(theirs, size, "steps_per_s"),
+                    strict=False,
+                )
+                by_round = ", ".join(f"{a / b:.2f}" for a, b in pairs if b)
+                if by_round:
+                    cells.append(f"by round {by_round}")
                 print(f"  {label:<22} / {peer[0]:<7} {size:>2} steps: " + ", ".join(cells))
     if restate_note:
         print()
