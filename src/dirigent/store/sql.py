@@ -111,19 +111,18 @@ _EXECUTION_PROGRESS = (
     "redrive_count",
     "redriven_at",
 )
-_UPDATE_PROGRESS = (
-    f"UPDATE executions SET {', '.join(f'{n} = ?' for n in _EXECUTION_PROGRESS)} WHERE arn = ?"
-)
-_PROGRESS_ROW = attrgetter(*_EXECUTION_PROGRESS, "arn")
 
 # The statements the engine runs for many rows at once, named so that an
 # adapter can run each in a form of its own (PostgreSQL: one statement over a
 # JSON array of the rows, see postgres.py). Each takes one row's values, in
 # this order.
 INSERT_EVENTS = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-UPDATE_PROGRESS = _UPDATE_PROGRESS
 #: the columns UPDATE_PROGRESS sets, then the key it matches on
 PROGRESS_COLUMNS = (*_EXECUTION_PROGRESS, "arn")
+UPDATE_PROGRESS = (
+    f"UPDATE executions SET {', '.join(f'{n} = ?' for n in _EXECUTION_PROGRESS)} WHERE arn = ?"
+)
+_PROGRESS_ROW = attrgetter(*PROGRESS_COLUMNS)
 INSERT_SIGNALS = "INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)"
 DELETE_SIGNALS = "DELETE FROM signals WHERE id = ?"
 INSERT_TASKS = _insert("tasks", TaskRecord)
@@ -287,7 +286,7 @@ class SqlTransaction:
     def update_execution(self, record: ExecutionRecord) -> None:
         # Only what a transition can change: rewriting the input and definition
         # on every transition would multiply what each commit writes.
-        self._run(_UPDATE_PROGRESS, _PROGRESS_ROW(record))
+        self._run(UPDATE_PROGRESS, _PROGRESS_ROW(record))
 
     def update_executions(self, records: Sequence[ExecutionRecord]) -> None:
         self._many(UPDATE_PROGRESS, [_PROGRESS_ROW(record) for record in records])
