@@ -2,9 +2,12 @@
 
 Everything with a lifetime is created here and nowhere else, so tests and
 tools can build the same graph with other parts (another store, a fake
-clock). :func:`serve` runs one ``dirigent server`` process: the engine's
-worker in its threads and the HTTP server on the event loop, until SIGINT or
-SIGTERM, after which both stop and the store is closed.
+clock). :func:`serve` runs ``dirigent server``: this process binds the
+port, opens the store and runs the engine; it starts the HTTP front as a
+process of its own (:mod:`dirigent.api.front`) handed the bound socket and
+one end of a socketpair, keeps it running, and on SIGINT or SIGTERM stops the
+front first (requests in flight finish against a running engine), then the
+engine, then the store.
 
 This module must never hold a module-level instance of anything.
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,17 +25,22 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
+import uvloop
+
 from dirigent.api import ApiContext
-from dirigent.api.auth import Principals
+from dirigent.api.auth import Principal, Principals
+from dirigent.api.backend import LocalBackend
 from dirigent.api.feed import Feed, FeedStore
-from dirigent.api.keyfile import KeyFileRefresh, load_principals
-from dirigent.api.server import serve_http, start_http
+from dirigent.api.keyfile import ENV_ADMIN, ENV_TOKEN, KeyFileRefresh, load_principals
+from dirigent.api.link import EngineEnd, serve_front
+from dirigent.api.server import start_http
 from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.engine.errors import ServiceError, StateMachineAlreadyExists
-from dirigent.errors import ManifestError
+from dirigent.errors import DirigentError, ManifestError
 from dirigent.manifest import Manifest
 from dirigent.mesh.config import MeshPolicy
 from dirigent.mesh.node import AppMesh
+from dirigent.runtime.companion import Companion, CompanionLaunch
 from dirigent.runtime.host import ServiceDirectory
 from dirigent.store import open_store
 
@@ -55,12 +65,29 @@ def store_url(settings: ServerSettings) -> str:
     return settings.store_url or f"sqlite:///{settings.data_dir / 'dirigent.db'}"
 
 
+class ListenError(DirigentError):
+    """The server's address cannot be listened on (taken, not ours, not an address)."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    try:
+        return socket.create_server((host, port), backlog=2048)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 def serve(
     settings: ServerSettings, environ: Mapping[str, str] | None = None, out: TextIO = sys.stdout
 ) -> None:
     environ = os.environ if environ is None else environ
-    principals, created = load_principals(settings.data_dir, environ)
-    store = open_store(store_url(settings))
+    # Bound first: a taken port fails at once, before credentials or a store exist.
+    listener = listen(settings.host, settings.port)
+    try:
+        principals, created = load_principals(settings.data_dir, environ)
+        store = open_store(store_url(settings))
+    except BaseException:
+        listener.close()
+        raise
     # The engine writes through the feed's store, which tells the dashboard's
     # live stream (GET /api/v1/events) about each committed history event.
     feed = Feed()
@@ -69,10 +96,7 @@ def serve(
         settings=EngineSettings(region=settings.region, account=settings.account),
         functions=FunctionRegistry(dict(settings.functions)),
     )
-    # Keys added with `dirigent keys add` while the server runs are read when
-    # they are first presented.
-    refresh = KeyFileRefresh(settings.data_dir, principals)
-    context = ApiContext(engine, Principals(principals, refresh), feed=feed)
+    backend = LocalBackend(engine, feed)
     if created is not None:
         print(f"created admin credentials in {created} (mode 0600)", file=out)
         print(
@@ -85,11 +109,66 @@ def serve(
     try:
         print(f"dirigent server listening on http://{settings.host}:{settings.port}", file=out)
         print(f"store: {store.url}", file=out, flush=True)
-        serve_http(context, settings.host, settings.port, settings.log_level)
+        front_env = _front_environment(environ, principals)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run_with_front(settings, front_env, listener, backend))
     finally:
         engine.stop()
-        context.close()
+        backend.close()
         store.close()
+        listener.close()
+
+
+def _front_environment(environ: Mapping[str, str], principals: list[Principal]) -> dict[str, str]:
+    """The front's environment: ours, with the admin's token when the variables
+    define the admin without one (it was made up here, and both processes
+    must accept the same one)."""
+    env = dict(environ)
+    admin = next((p for p in principals if p.name == ENV_ADMIN), None)
+    if admin is not None:
+        env[ENV_TOKEN] = admin.token
+    return env
+
+
+async def _run_with_front(
+    settings: ServerSettings, env: Mapping[str, str], listener: socket.socket, backend: LocalBackend
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    links: set[asyncio.Task[EngineEnd]] = set()
+
+    def prepare() -> CompanionLaunch:
+        # A fresh socketpair per start: a restarted front gets a clean link,
+        # and the old one's answers still in flight go nowhere.
+        ours, theirs = socket.socketpair()
+        task = loop.create_task(serve_front(ours, backend))
+        links.add(task)
+        task.add_done_callback(links.discard)
+        argv = (
+            sys.executable,
+            "-m",
+            "dirigent.api.front",
+            "--listen-fd",
+            str(listener.fileno()),
+            "--link-fd",
+            str(theirs.fileno()),
+            "--data-dir",
+            str(settings.data_dir.resolve()),
+            "--region",
+            settings.region,
+            "--account",
+            settings.account,
+            "--log-level",
+            settings.log_level,
+        )
+        return CompanionLaunch(argv, (listener.fileno(), theirs.fileno()), env, theirs.close)
+
+    front = Companion("API front", prepare)
+    front.start()
+    await stopping.wait()
+    await front.stop()
 
 
 # --------------------------------------------------------------------------- dirigent up
@@ -209,7 +288,9 @@ class ControlPlane:
         )
         self._engine.start()
         refresh = KeyFileRefresh(self.data_dir, principals)
-        self._context = ApiContext(self._engine, Principals(principals, refresh), feed=feed)
+        self._context = ApiContext(
+            LocalBackend(self._engine, feed), Principals(principals, refresh), self._engine.arns
+        )
         self._running = await start_http(
             self._context, self.settings.host, self.settings.port, self.settings.log_level
         )

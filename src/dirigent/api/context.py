@@ -1,33 +1,26 @@
 """What every request handler needs, wired once by the composition root.
 
-The engine's methods block (they run database transactions, and some long-poll),
-so handlers run them on thread pools: ``quick`` for ordinary actions and
-``slow`` for the long polls and synchronous executions, so a room full of
-activity workers waiting for tasks cannot starve a ``DescribeExecution``.
+Handlers reach the engine only through ``backend`` (:mod:`dirigent.api.backend`),
+by action name, so the same handlers serve in the engine's process and in a
+front process of their own.
 
 This module must never create an engine, a store or credentials itself.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from dirigent.api.actions import LONG_ACTIONS, Action, bind_actions
 from dirigent.api.auth import Principals
-from dirigent.api.feed import Feed
-from dirigent.api.pool import ThreadPool
-from dirigent.api.pool import settle as settle_future
-from dirigent.engine import Engine
+from dirigent.api.backend import Backend
+from dirigent.engine.arns import Arns
 from dirigent.sigv4 import SigningKey, memoised_signing_key
-
-T = TypeVar("T")
 
 
 def _utc_now() -> datetime:
@@ -47,51 +40,18 @@ def request_ids() -> Callable[[], str]:
 
 @dataclass
 class ApiContext:
-    engine: Engine
+    backend: Backend
     principals: Principals
+    #: names resources in REST paths (``/state-machines/{name}``) as the engine does
+    arns: Arns
     now: Callable[[], datetime] = _utc_now
-    quick_threads: int = 32
-    slow_threads: int = 256
     #: derives SigV4 signing keys; memoised, since a key serves a whole day
     signing_keys: SigningKey = field(default_factory=memoised_signing_key)
     #: the ``x-amzn-RequestId`` of each Step Functions answer (event loop only)
     request_id: Callable[[], str] = field(default_factory=request_ids)
-    #: every execution's committed history events (``GET /api/v1/events``); ``None``
-    #: when the engine's store is not wrapped in a :class:`dirigent.api.feed.FeedStore`
-    feed: Feed | None = None
-    actions: dict[str, Action] = field(init=False)
-    quick: ThreadPool = field(init=False)
-    slow: ThreadPool = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.actions = bind_actions(self.engine)
-        self.quick = ThreadPool(self.quick_threads, "api")
-        self.slow = ThreadPool(self.slow_threads, "api-wait")
-
-    async def call(self, function: Callable[..., T], *args: Any, slow: bool = False) -> T:
-        return await (self.slow if slow else self.quick).submit(function, *args)
-
-    async def act(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        if action == "StartExecution":
-            started = await self._start_in_worker_loop(request)
-            if started is not None:
-                return started
-        return await self.call(self.actions[action], request, slow=action in LONG_ACTIONS)
-
-    async def _start_in_worker_loop(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """StartExecution handed straight to the engine's worker loop, answered
-        from it: no pool thread wakes up, waits and wakes the event loop for
-        the busiest action. ``None`` when the worker loop is not running."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[dict[str, Any]] = loop.create_future()
-
-        def settle(answer: dict[str, Any] | None, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(settle_future, future, answer, error)
-
-        if not self.engine.executions.start_execution_then(request, settle):
-            return None
-        return await future
+    async def act(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.backend.act(action, request)
 
     def close(self) -> None:
-        self.quick.close()
-        self.slow.close()
+        self.backend.close()

@@ -121,15 +121,21 @@ def _with_admin(admin: Principal, principals: list[Principal]) -> list[Principal
 
 
 def load_principals(
-    data_dir: Path, environ: Mapping[str, str]
+    data_dir: Path, environ: Mapping[str, str], *, create: bool = True
 ) -> tuple[list[Principal], Path | None]:
-    """The principals to serve, and the file just created (``None`` when none was)."""
+    """The principals to serve, and the file just created (``None`` when none was).
+
+    With ``create`` false (a process serving beside the one that created them),
+    finding none is a :class:`CredentialsError` rather than a new admin.
+    """
     principals = read_principals(data_dir)
     admin = _environment_admin(environ)
     if admin is not None:
         return _with_admin(admin, principals), None
     if principals:
         return principals, None
+    if not create:
+        raise CredentialsError(f"{data_dir / CREDENTIALS_FILE} holds no principals")
     principals = [new_principal("admin", "admin")]
     return principals, write_principals(data_dir, principals)
 

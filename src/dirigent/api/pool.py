@@ -27,14 +27,18 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+#: called with ``(result, None)`` or ``(None, error)`` on the pool's thread
+Done = Callable[[Any, BaseException | None], None]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], Done]
 
 
 def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     """Give an asyncio future its result or error, unless it was cancelled."""
     if future.cancelled():
         return  # the request went away (client disconnect, shutdown)
-    if error is not None:
+    if isinstance(error, asyncio.CancelledError):
+        future.cancel()
+    elif error is not None:
         future.set_exception(error)
     else:
         future.set_result(result)
@@ -62,6 +66,22 @@ class ThreadPool:
         """Run ``function(*args)`` on a pool thread; await the answer on the running loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, future, result, error)
+
+        self.run_then(function, args, done)
+        return future
+
+    def run_then(self, function: Callable[..., Any], args: tuple[Any, ...], done: Done) -> None:
+        """Run ``function(*args)`` on a pool thread and hand its outcome to ``done`` there.
+
+        For callers that gather many answers before waking their loop (the
+        engine's side of the API front's connection). A call dropped by
+        :meth:`close` gets ``asyncio.CancelledError``.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the {self.name} thread pool is closed")
@@ -73,26 +93,23 @@ class ThreadPool:
                 )
                 self._threads.append(thread)
                 thread.start()
-        self._jobs.put((loop, future, function, args))
-        return future
+        self._jobs.put((function, args, done))
 
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
             if job is None:
                 return
-            loop, future, function, args = job
+            function, args, done = job
             result: Any = None
             error: BaseException | None = None
             try:
                 result = function(*args)
-            except BaseException as exc:  # handed to the awaiting request, which re-raises it
+            except BaseException as exc:  # handed to the caller, which re-raises it
                 error = exc
             del job, function, args  # drop references before waiting again
-            # A closed loop raises RuntimeError: nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, future, result, error)
-            del future, result, error
+            done(result, error)
+            del done, result, error
             with self._lock:
                 self._unclaimed += 1
 
@@ -107,8 +124,6 @@ class ThreadPool:
             except queue.Empty:
                 break
             if job is not None:
-                loop, future = job[0], job[1]
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(future.cancel)
+                job[2](None, asyncio.CancelledError())
         for _ in threads:
             self._jobs.put(None)

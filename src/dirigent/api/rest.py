@@ -26,13 +26,18 @@ from starlette.routing import Route
 from dirigent.api.auth import Principal, Role
 from dirigent.api.bodies import read_body
 from dirigent.api.context import ApiContext
-from dirigent.api.feed import Position
 from dirigent.api.graph import machine_graph, state_runs, state_status
+from dirigent.api.internal import (
+    DEPLOY_STATE_MACHINE,
+    ENGINE_STATS,
+    EXECUTION_EVENTS,
+    FULL_HISTORY,
+    READ_FEED,
+)
 from dirigent.api.openapi import openapi_document
 from dirigent.api.protocol import ApiError
 from dirigent.asl.parser import parse_definition
 from dirigent.engine import ServiceError
-from dirigent.engine.executions import event_shape
 
 #: the largest REST body read (a definition and some room)
 MAX_REST_BODY = 2 * 1024 * 1024
@@ -141,7 +146,7 @@ def _string(document: Mapping[str, Any], name: str, required: bool = False) -> s
 
 
 def _machine_arn(context: ApiContext, request: Request) -> str:
-    return context.engine.arns.state_machine(request.path_params["name"])
+    return context.arns.state_machine(request.path_params["name"])
 
 
 def _loads(text: str | None) -> Any:
@@ -170,25 +175,11 @@ async def deploy_state_machine(context: ApiContext, request: Request, _: Princip
         raise ApiError("BadRequest", "definition must be an ASL object or JSON text", 400)
     machine_type = _string(body, "type") or "STANDARD"
     role = _string(body, "roleArn") or ""
-    arn = context.engine.arns.state_machine(str(name))
-
-    def deploy() -> tuple[dict[str, Any], bool]:
-        engine = context.engine
-        try:
-            engine.catalog.describe_state_machine({"stateMachineArn": arn})
-        except ServiceError as exc:
-            if exc.code != "StateMachineDoesNotExist":
-                raise
-            engine.catalog.create_state_machine(
-                {"name": name, "definition": definition, "type": machine_type, "roleArn": role}
-            )
-            return engine.catalog.describe_state_machine({"stateMachineArn": arn}), True
-        engine.catalog.update_state_machine(
-            {"stateMachineArn": arn, "definition": definition, "roleArn": role}
-        )
-        return engine.catalog.describe_state_machine({"stateMachineArn": arn}), False
-
-    described, created = await context.call(deploy)
+    described = await context.act(
+        DEPLOY_STATE_MACHINE,
+        {"name": name, "definition": definition, "type": machine_type, "roleArn": role},
+    )
+    created = bool(described["created"])
     return _json({**_machine_view(described), "created": created}, 201 if created else 200)
 
 
@@ -245,7 +236,7 @@ async def list_executions(context: ApiContext, request: Request, _: Principal) -
     query: dict[str, Any] = {"maxResults": _int_query(request, "limit", 100, 1, 1000)}
     machine = request.query_params.get("stateMachine")
     if machine is not None:
-        query["stateMachineArn"] = context.engine.arns.state_machine(machine)
+        query["stateMachineArn"] = context.arns.state_machine(machine)
     if "status" in request.query_params:
         query["statusFilter"] = request.query_params["status"]
     if "nextToken" in request.query_params:
@@ -292,21 +283,10 @@ async def execution_history(context: ApiContext, request: Request, _: Principal)
     return _json({"events": history["events"], "nextToken": history.get("nextToken")})
 
 
-def _all_events(context: ApiContext, arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    query: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-    while True:
-        page = context.engine.executions.get_execution_history(query)
-        events += page["events"]
-        if "nextToken" not in page:
-            return events
-        query["nextToken"] = page["nextToken"]
-
-
 async def execution_states(context: ApiContext, request: Request, _: Principal) -> Response:
     arn = request.path_params["arn"]
     described = await context.act("DescribeExecution", {"executionArn": arn})
-    runs = state_runs(await context.call(_all_events, context, arn))
+    runs = state_runs((await context.act(FULL_HISTORY, {"executionArn": arn}))["events"])
     for run in runs:
         run["input"], run["output"] = _loads(run["input"]), _loads(run["output"])
     return _json({"status": described["status"], "states": runs, "latest": state_status(runs)})
@@ -340,18 +320,12 @@ async def stream_events(context: ApiContext, request: Request, _: Principal) -> 
     if not resume.isdigit():
         raise ApiError("BadRequest", "after must be an event id", 400)
 
-    def poll(after: int) -> tuple[list[dict[str, Any]], str]:
-        engine = context.engine
-        with engine.store.transaction() as tx:
-            record = engine.executions.execution(tx, arn)
-            rows = tx.list_events(arn, after_id=after, limit=500, reverse=False)
-        return [event_shape(row) for row in rows], record.status
-
     async def events() -> AsyncIterator[str]:
         after = int(resume)
         quiet = 0.0
         while True:
-            batch, status = await context.call(poll, after)
+            polled = await context.act(EXECUTION_EVENTS, {"executionArn": arn, "after": after})
+            batch, status = polled["events"], polled["status"]
             for event in batch:
                 after = event["id"]
                 yield _sse("history", event, str(after))
@@ -394,28 +368,28 @@ async def stream_all_events(context: ApiContext, request: Request, _: Principal)
     what it missed; if that is no longer held (or the server restarted), a
     ``reset`` event says so first, and the client should reload its views.
     """
-    feed = context.feed
-    if feed is None:
-        raise ApiError("NotFound", "this server keeps no event feed", 404)
     resume = request.headers.get("last-event-id") or request.query_params.get("after")
-    start = feed.position if resume is None else Position.parse(resume)
-    if start is None:
-        raise ApiError("BadRequest", "after must be a position such as 3f2a9c1e-42", 400)
+    # Checks the position (400) and that there is a feed (404) before streaming.
+    opened = await context.act(READ_FEED, {} if resume is None else {"after": resume})
+    start = opened["position"] if resume is None else resume
 
     async def events() -> AsyncIterator[str]:
         after = start
-        yield _sse("open", {"position": str(after)}, str(after))
+        yield _sse("open", {"position": after}, after)
         quiet = 0.0
+        # A resumed stream's first batch was read when its position was checked.
+        batch: dict[str, Any] | None = opened if resume is not None else None
         while True:
-            batch = feed.read(after)
-            if batch.missed:
+            if batch is None:
+                batch = await context.act(READ_FEED, {"after": after})
+            if batch["missed"]:
                 reason = "events after this position are no longer held; reload"
-                yield _sse("reset", {"position": str(batch.position), "reason": reason})
-            for seq, record in batch.events:
-                shaped = {"executionArn": record.execution_arn, **event_shape(record)}
-                yield _sse("history", shaped, f"{feed.epoch}-{seq}")
-            after = batch.position
-            quiet = 0.0 if batch.events else await _idle(quiet)
+                yield _sse("reset", {"position": batch["position"], "reason": reason})
+            for item in batch["events"]:
+                yield _sse("history", item["event"], item["id"])
+            after, read = batch["position"], bool(batch["events"])
+            batch = None
+            quiet = 0.0 if read else await _idle(quiet)
             if quiet >= STREAM_KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keep-alive\n\n"
@@ -428,21 +402,7 @@ async def engine_stats(context: ApiContext, _request: Request, _: Principal) -> 
     loop thread's time divides between working and waiting for work. The figures
     are cumulative: difference two readings for a period. A loop that never
     waits has more work than it can take. Read from memory, no store access."""
-    worker = context.engine.worker
-    stats = worker.stats
-    return _json(
-        {
-            "node": context.engine.node,
-            "running": worker.running,
-            "transitions": stats.transitions,
-            "commits": stats.commits,
-            "tasksRun": stats.tasks_run,
-            "iterations": stats.iterations,
-            "busySeconds": round(stats.busy_seconds, 6),
-            "idleSeconds": round(stats.idle_seconds, 6),
-            "utilization": round(stats.utilization, 4),
-        }
-    )
+    return _json(await context.act(ENGINE_STATS, {}))
 
 
 async def openapi(_context: ApiContext, request: Request, _: Principal) -> Response:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -75,11 +76,16 @@ def create_app(context: ApiContext) -> ASGIApp:
     return app
 
 
+#: how long a stopping server lets requests in flight (long polls, live streams) go on
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
 def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
         create_app(context),
         host=host,
         port=port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         loop="uvloop",
         http="httptools",
         log_level=log_level,
@@ -131,6 +137,9 @@ async def start_http(
     return RunningServer(server, task)
 
 
-def serve_http(context: ApiContext, host: str, port: int, log_level: str = "warning") -> None:
-    """Serve until SIGINT or SIGTERM; then stop accepting, let requests finish, return."""
-    uvicorn.Server(_config(context, host, port, log_level)).run()
+def make_server(context: ApiContext, listener: socket.socket, log_level: str) -> uvicorn.Server:
+    """A server for a socket already bound and listening; run it with
+    ``await server.serve(sockets=[listener])``. SIGINT and SIGTERM stop it
+    gracefully."""
+    host, port = listener.getsockname()[:2]
+    return uvicorn.Server(_config(context, host, port, log_level))

@@ -1,4 +1,7 @@
-"""``dirigent server``: run the control plane (every API and the engine's workers) in this process.
+"""``dirigent server``: run the control plane: every API and the engine's workers.
+
+The engine runs in this process and the HTTP front in a second one that it
+starts and keeps running (see :func:`dirigent.app.serve`): one command still.
 
 This module only turns flags into :class:`dirigent.app.ServerSettings`; the
 composition root does the rest.
@@ -41,7 +44,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     # Imported here: the server's stack (uvicorn, Starlette, the engine) is not
     # what every other `dirigent` command should wait for at start.
     from dirigent.api.keyfile import CredentialsError  # noqa: PLC0415
-    from dirigent.app import ServerSettings, serve  # noqa: PLC0415
+    from dirigent.app import ListenError, ServerSettings, serve  # noqa: PLC0415
     from dirigent.store import StoreError  # noqa: PLC0415
 
     functions: dict[str, str] = {}
@@ -64,7 +67,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     )
     try:
         serve(settings)
-    except (CredentialsError, StoreError) as exc:
+    except (CredentialsError, ListenError, StoreError) as exc:
         print(f"dirigent server: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -14,6 +14,7 @@ import pytest
 
 from dirigent.api import ApiContext, create_app
 from dirigent.api.auth import Principals
+from dirigent.api.backend import LocalBackend
 from dirigent.api.context import request_ids
 from dirigent.api.keyfile import new_principal
 from dirigent.engine import Engine
@@ -23,7 +24,10 @@ from dirigent.store import open_store
 @pytest.fixture
 def context(tmp_path: Path) -> Iterator[ApiContext]:
     store = open_store(f"sqlite:///{tmp_path / 'front.db'}")
-    context = ApiContext(Engine(store), Principals([new_principal("a", "admin")]))
+    engine = Engine(store)
+    context = ApiContext(
+        LocalBackend(engine), Principals([new_principal("a", "admin")]), engine.arns
+    )
     try:
         yield context
     finally:

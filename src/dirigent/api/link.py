@@ -1,0 +1,211 @@
+"""Both ends of the connection between ``dirigent server``'s HTTP front and its engine process.
+
+- :class:`EngineEnd` (in the engine's process) reads calls from the front and
+  hands each to a :class:`~dirigent.api.backend.LocalBackend`; answers come
+  back on whichever thread finished them (the worker loop for a start, a pool
+  thread otherwise) and are gathered, then written on the event loop in one
+  write per wake-up.
+- :class:`RemoteBackend` (in the front) is the :class:`~dirigent.api.backend.Backend`
+  its handlers use: each ``act`` is one frame out and one frame back,
+  matched by id, many in flight on one connection.
+
+Why one connection and batched writes: under load hundreds of calls are in
+flight, and a write (a system call, and a wake-up of the other side) per
+call would cost both processes more than the calls' own encoding.
+
+This module must never decide what an action does or who may call it: the
+front checks credentials and roles before it calls; the engine acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from dirigent.api.backend import LocalBackend
+from dirigent.api.wire import INTERNAL, FrameError, Frames, error_of, failure_of, frame
+
+log = logging.getLogger(__name__)
+
+
+class _Outbox:
+    """Frames written to a transport once per loop iteration, not once each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+
+    def put(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(pending))
+
+
+class EngineEnd(asyncio.Protocol):
+    """The engine's side of one front's connection."""
+
+    def __init__(self, backend: LocalBackend, loop: asyncio.AbstractEventLoop) -> None:
+        self._backend = backend
+        self._loop = loop
+        self._frames = Frames()
+        self._outbox = _Outbox(loop)
+        # Answers finished on other threads, written by the loop in batches.
+        self._answers: collections.deque[tuple[int, str, Any, BaseException | None]] = (
+            collections.deque()
+        )
+        self._wake_pending = False
+        self._wake_lock = threading.Lock()
+        self.closed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not registered as asyncio.Transport subclasses.
+        self._outbox.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, _exc: Exception | None) -> None:
+        # Calls still running finish; their answers have nowhere to go.
+        self._outbox.transport = None
+        self.closed.set()
+
+    def close(self) -> None:
+        """Close the link: the front sees it lost and exits."""
+        if self._outbox.transport is not None:
+            self._outbox.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            calls = self._frames.feed(data)
+        except FrameError as exc:
+            log.error("the API front sent what is not a frame (%s); closing its link", exc)
+            if self._outbox.transport is not None:
+                self._outbox.transport.abort()
+            return
+        for ident, action, request in calls:
+            self._call(ident, action, request)
+
+    def _call(self, ident: int, action: str, request: Mapping[str, Any]) -> None:
+        def done(answer: Any, error: BaseException | None) -> None:
+            self._answers.append((ident, action, answer, error))
+            # One wake-up of the loop for all the answers that finish before it runs.
+            with self._wake_lock:
+                if self._wake_pending:
+                    return
+                self._wake_pending = True
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
+                self._loop.call_soon_threadsafe(self._write_answers)
+
+        try:
+            self._backend.submit(action, request, done)
+        except Exception as exc:  # an unknown action, a closed pool: the call fails, not the link
+            done(None, exc)
+
+    def _write_answers(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+        answers = self._answers
+        while answers:
+            ident, action, answer, error = answers.popleft()
+            if error is None:
+                try:
+                    data = frame((ident, True, answer))
+                except Exception as exc:  # an answer that cannot travel is a bug here
+                    log.exception("the answer to %s cannot be sent", action)
+                    data = frame((ident, False, failure_of(exc)))
+            else:
+                failure = failure_of(error)
+                if failure[0] == INTERNAL:
+                    # Not the caller's doing: the front answers 500 and says no more.
+                    log.error("%s failed", action, exc_info=error)
+                data = frame((ident, False, failure))
+            self._outbox.put(data)
+
+
+async def serve_front(sock: socket.socket, backend: LocalBackend) -> EngineEnd:
+    """Answer calls arriving on ``sock`` (the engine's end of a front's socketpair)."""
+    loop = asyncio.get_running_loop()
+    end = EngineEnd(backend, loop)
+    await loop.connect_accepted_socket(lambda: end, sock)
+    return end
+
+
+class LinkLost(ConnectionError):
+    """The engine's process closed the link: every call in flight fails with this."""
+
+
+class RemoteBackend(asyncio.Protocol):
+    """A :class:`~dirigent.api.backend.Backend` whose engine is in another process."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[], None]) -> None:
+        self._loop = loop
+        self._on_lost = on_lost
+        self._frames = Frames()
+        self._outbox = _Outbox(loop)
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.lost = False
+
+    @classmethod
+    async def connect(cls, sock: socket.socket, on_lost: Callable[[], None]) -> RemoteBackend:
+        loop = asyncio.get_running_loop()
+        backend = cls(loop, on_lost)
+        await loop.connect_accepted_socket(lambda: backend, sock)
+        return backend
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not registered as asyncio.Transport subclasses.
+        self._outbox.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, _exc: Exception | None) -> None:
+        self.lost = True
+        self._outbox.transport = None
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(LinkLost("the engine's process closed the link"))
+        self._on_lost()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            answers = self._frames.feed(data)
+        except FrameError as exc:
+            log.error("the engine sent what is not a frame (%s); closing the link", exc)
+            if self._outbox.transport is not None:
+                self._outbox.transport.abort()
+            return
+        waiting = self._waiting
+        for ident, ok, payload in answers:
+            future = waiting.pop(ident, None)
+            if future is None or future.done():
+                continue  # the request went away (client disconnect)
+            if ok:
+                future.set_result(payload)
+            else:
+                future.set_exception(error_of(payload))
+
+    async def act(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        if self.lost:
+            raise LinkLost("the engine's process closed the link")
+        ident = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        self._waiting[ident] = future
+        self._outbox.put(frame((ident, action, request)))
+        try:
+            return await future
+        finally:
+            self._waiting.pop(ident, None)
+
+    def close(self) -> None:
+        if self._outbox.transport is not None:
+            self._outbox.transport.close()

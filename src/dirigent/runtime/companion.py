@@ -1,0 +1,154 @@
+"""A helper process the control plane keeps running beside it (``dirigent server``'s HTTP front).
+
+Unlike a service replica it has no manifest entry, probes or log file: it is
+part of Dirigent. It is spawned with the file descriptors it is handed (a
+listening socket, its end of a socketpair), shares the control plane's
+stdout and stderr, and dies with it (:func:`~dirigent.runtime.process.die_with_parent`).
+When it exits on its own it is started again after the runtime's restart
+backoff, the first time at once; a run that lasted ``backoff.reset_after``
+seconds clears the count. :meth:`Companion.stop` signals it and waits.
+
+Its exit is seen through a pidfd, as a replica's is: no polling.
+
+This module must never decide what the companion runs: the caller's
+``prepare`` builds each launch (fresh descriptors for each one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from dirigent.manifest.model import Backoff
+from dirigent.runtime.process import die_with_parent
+from dirigent.runtime.reconcile import backoff_delay
+
+#: a companion is ours, not a user's: retry fast, and never wait long
+COMPANION_BACKOFF = Backoff(initial=0.2, cap=5.0, reset_after=10.0, jitter=0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanionLaunch:
+    argv: tuple[str, ...]
+    #: descriptors the child inherits, at the same numbers
+    pass_fds: tuple[int, ...]
+    env: Mapping[str, str]
+    #: called once the child exists (the caller closes the child's descriptors)
+    spawned: Callable[[], None]
+
+
+class Companion:
+    def __init__(
+        self,
+        name: str,
+        prepare: Callable[[], CompanionLaunch],
+        *,
+        backoff: Backoff = COMPANION_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+        uniform: Callable[[], float] = random.random,
+        out: TextIO = sys.stderr,
+    ) -> None:
+        self.name = name
+        self._prepare = prepare
+        self._backoff = backoff
+        self._clock = clock
+        self._uniform = uniform
+        self._out = out
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started_at = 0.0
+        self._failures = 0
+        self._restart: asyncio.TimerHandle | None = None
+        self._stopping = False
+        self._exited: asyncio.Future[int] | None = None
+        #: how many times it was started, the first included
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Spawn it now (from the event loop's thread, which must outlive it)."""
+        loop = asyncio.get_running_loop()
+        self._restart = None
+        launch = self._prepare()
+        try:
+            process = subprocess.Popen(
+                launch.argv,
+                pass_fds=launch.pass_fds,
+                env=dict(launch.env),
+                stdin=subprocess.DEVNULL,
+                # Its own session: a Ctrl-C at the terminal reaches the control
+                # plane alone, which then stops the companion in its own order.
+                start_new_session=True,
+                # The hook only makes system calls (prctl), forked from the loop's thread.
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509
+            )
+        except OSError as exc:
+            launch.spawned()
+            print(f"dirigent: cannot start the {self.name}: {exc}", file=self._out, flush=True)
+            self._after_exit(loop, None)
+            return
+        launch.spawned()
+        self.starts += 1
+        self._process = process
+        self._started_at = self._clock()
+        self._exited = loop.create_future()
+        pidfd = os.pidfd_open(process.pid)
+        loop.add_reader(pidfd, self._reap, loop, pidfd, process, self._exited)
+
+    def _reap(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pidfd: int,
+        process: subprocess.Popen[bytes],
+        exited: asyncio.Future[int],
+    ) -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        # The pidfd is readable: the child is a zombie, so this wait returns at once.
+        code = process.wait()
+        self._process = None
+        if not exited.done():
+            exited.set_result(code)
+        if not self._stopping:
+            self._after_exit(loop, code)
+
+    def _after_exit(self, loop: asyncio.AbstractEventLoop, code: int | None) -> None:
+        ran = self._clock() - self._started_at if code is not None else 0.0
+        self._failures = 1 if ran >= self._backoff.reset_after else self._failures + 1
+        delay = backoff_delay(self._failures, self._backoff, self._uniform())
+        what = "could not start" if code is None else f"exited with code {code}"
+        print(
+            f"dirigent: the {self.name} {what}; starting it again in {delay:.1f} s",
+            file=self._out,
+            flush=True,
+        )
+        self._restart = loop.call_later(delay, self.start)
+
+    async def stop(self, signum: int = signal.SIGTERM, patience: float = 30.0) -> int | None:
+        """Signal it, wait up to ``patience`` seconds, then kill it; its exit code."""
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
+        process, exited = self._process, self._exited
+        if process is None or exited is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+        try:
+            return await asyncio.wait_for(asyncio.shield(exited), patience)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            return await exited

@@ -1,0 +1,126 @@
+"""`dirigent server` as two processes: the engine's, and the HTTP front it starts and keeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dirigent.api.keyfile import new_principal, write_principals
+from tests.integration.api.conftest import REPO, Server, free_port, start_server, stop_server
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(child) for child in text)
+    return found
+
+
+def front_of(server_pid: int) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = children(server_pid)
+        if len(found) == 1:
+            return found.pop()
+        time.sleep(0.05)
+    raise AssertionError(f"the server has children {children(server_pid)}, not one front")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Server:
+    admin = new_principal("admin", "admin")
+    write_principals(tmp_path, [admin])
+    process, url = start_server(tmp_path)
+    return Server(url, tmp_path, process, admin, admin, admin)
+
+
+def test_a_killed_front_is_started_again_and_calls_go_on(fresh: Server) -> None:
+    try:
+        sfn = fresh.client()
+        assert sfn.list_state_machines()["stateMachines"] == []
+        first = front_of(fresh.process.pid)
+        os.kill(first, signal.SIGKILL)
+        assert wait_gone(first, 5)
+        # Made while no front runs: the connection waits in the listening
+        # socket's backlog, which the engine's process still holds.
+        created = sfn.create_activity(name="after-the-crash")
+        assert created["activityArn"].endswith(":activity:after-the-crash")
+        second = front_of(fresh.process.pid)
+        assert second != first
+        assert fresh.process.poll() is None
+    finally:
+        output = stop_server(fresh.process)
+    assert "the API front exited with code -9; starting it again" in output
+
+
+def test_the_front_exits_when_the_engines_process_is_killed(fresh: Server) -> None:
+    front = front_of(fresh.process.pid)
+    fresh.process.kill()
+    fresh.process.wait()
+    try:
+        assert wait_gone(front, 10), "the front outlived the engine's process"
+    finally:
+        stop_server(fresh.process)
+    # Nothing holds the port any more.
+    port = int(fresh.url.rsplit(":", 1)[1])
+    with socket.create_server(("127.0.0.1", port)):
+        pass
+
+
+def test_sigterm_stops_the_front_then_the_engine(fresh: Server) -> None:
+    front = front_of(fresh.process.pid)
+    fresh.process.send_signal(signal.SIGTERM)
+    assert fresh.process.wait(timeout=15) == 0
+    assert wait_gone(front, 1)
+    assert "Traceback" not in stop_server(fresh.process)
+
+
+def test_a_port_in_use_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)):
+        ran = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dirigent.cli.main",
+                "server",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=REPO,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={k: v for k, v in os.environ.items() if not k.startswith("DIRIGENT_")},
+        )
+    assert ran.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in ran.stderr
+    assert not (tmp_path / "data").exists()
