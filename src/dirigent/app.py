@@ -31,9 +31,16 @@ from dirigent.api import ApiContext
 from dirigent.api.auth import Principal, Principals
 from dirigent.api.backend import LocalBackend
 from dirigent.api.feed import Feed, FeedStore
-from dirigent.api.keyfile import ENV_ADMIN, ENV_TOKEN, KeyFileRefresh, load_principals
+from dirigent.api.keyfile import (
+    ENV_ADMIN,
+    ENV_KEY,
+    ENV_SECRET,
+    ENV_TOKEN,
+    KeyFileRefresh,
+    load_principals,
+)
 from dirigent.api.link import EngineEnd, serve_front
-from dirigent.api.server import start_http
+from dirigent.api.server import GRACEFUL_SHUTDOWN_SECONDS, start_http
 from dirigent.engine import Engine, EngineSettings, FunctionRegistry
 from dirigent.engine.errors import ServiceError, StateMachineAlreadyExists
 from dirigent.errors import DirigentError, ManifestError
@@ -45,6 +52,8 @@ from dirigent.runtime.host import ServiceDirectory
 from dirigent.store import open_store
 
 DEFAULT_DATA_DIR = Path(".dirigent")
+#: failed starts of the HTTP front in a row after which the server stops
+FRONT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +78,34 @@ class ListenError(DirigentError):
     """The server's address cannot be listened on (taken, not ours, not an address)."""
 
 
-def listen(host: str, port: int) -> socket.socket:
+class FrontFailed(DirigentError):
+    """The HTTP front failed to start again and again; the server stopped."""
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """One listening socket per address ``host`` names (``localhost``: IPv4 and IPv6)."""
     try:
-        return socket.create_server((host, port), backlog=2048)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(
+            (family, kind, proto, "", address) for family, kind, proto, _, address in addresses
+        ):
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # Each family gets its own socket, as asyncio's servers do.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(2048)
+    except OSError as exc:
+        for sock in listeners:
+            sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return listeners
 
 
 def serve(
@@ -81,12 +113,13 @@ def serve(
 ) -> None:
     environ = os.environ if environ is None else environ
     # Bound first: a taken port fails at once, before credentials or a store exist.
-    listener = listen(settings.host, settings.port)
+    listeners = listen(settings.host, settings.port)
     try:
         principals, created = load_principals(settings.data_dir, environ)
         store = open_store(store_url(settings))
     except BaseException:
-        listener.close()
+        for sock in listeners:
+            sock.close()
         raise
     # The engine writes through the feed's store, which tells the dashboard's
     # live stream (GET /api/v1/events) about each committed history event.
@@ -109,35 +142,43 @@ def serve(
     try:
         print(f"dirigent server listening on http://{settings.host}:{settings.port}", file=out)
         print(f"store: {store.url}", file=out, flush=True)
-        front_env = _front_environment(environ, principals)
+        front_env = front_environment(environ, principals)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_run_with_front(settings, front_env, listener, backend))
+            runner.run(_run_with_front(settings, front_env, listeners, backend))
     finally:
         engine.stop()
         backend.close()
         store.close()
-        listener.close()
+        for sock in listeners:
+            sock.close()
 
 
-def _front_environment(environ: Mapping[str, str], principals: list[Principal]) -> dict[str, str]:
+def front_environment(environ: Mapping[str, str], principals: list[Principal]) -> dict[str, str]:
     """The front's environment: ours, with the admin's token when the variables
     define the admin without one (it was made up here, and both processes
     must accept the same one)."""
     env = dict(environ)
+    # Isolated from the working directory: `-m` would put it first on the
+    # front's import path, where a stray `secrets.py` would shadow the stdlib.
+    env["PYTHONSAFEPATH"] = "1"
+    defined = environ.get(ENV_KEY) and environ.get(ENV_SECRET)
     admin = next((p for p in principals if p.name == ENV_ADMIN), None)
-    if admin is not None:
+    if defined and not environ.get(ENV_TOKEN) and admin is not None:
         env[ENV_TOKEN] = admin.token
     return env
 
 
 async def _run_with_front(
-    settings: ServerSettings, env: Mapping[str, str], listener: socket.socket, backend: LocalBackend
+    settings: ServerSettings,
+    env: Mapping[str, str],
+    listeners: list[socket.socket],
+    backend: LocalBackend,
 ) -> None:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+    gave_up = False
     links: set[asyncio.Task[EngineEnd]] = set()
+    fds = [sock.fileno() for sock in listeners]
 
     def prepare() -> CompanionLaunch:
         # A fresh socketpair per start: a restarted front gets a clean link,
@@ -146,29 +187,38 @@ async def _run_with_front(
         task = loop.create_task(serve_front(ours, backend))
         links.add(task)
         task.add_done_callback(links.discard)
-        argv = (
-            sys.executable,
-            "-m",
-            "dirigent.api.front",
-            "--listen-fd",
-            str(listener.fileno()),
-            "--link-fd",
-            str(theirs.fileno()),
-            "--data-dir",
-            str(settings.data_dir.resolve()),
-            "--region",
-            settings.region,
-            "--account",
-            settings.account,
-            "--log-level",
-            settings.log_level,
-        )
-        return CompanionLaunch(argv, (listener.fileno(), theirs.fileno()), env, theirs.close)
+        argv = [sys.executable, "-m", "dirigent.api.front", "--link-fd", str(theirs.fileno())]
+        for fd in fds:
+            argv += ["--listen-fd", str(fd)]
+        argv += ["--data-dir", str(settings.data_dir.resolve())]
+        argv += ["--region", settings.region, "--account", settings.account]
+        argv += ["--log-level", settings.log_level]
+        return CompanionLaunch(tuple(argv), (*fds, theirs.fileno()), env, theirs.close)
 
-    front = Companion("API front", prepare)
+    def give_up() -> None:
+        nonlocal gave_up
+        gave_up = True
+        stopping.set()
+
+    front = Companion("API front", prepare, give_up_after=FRONT_ATTEMPTS, on_give_up=give_up)
+
+    def on_signal() -> None:
+        if stopping.is_set():
+            front.kill()  # a second Ctrl-C: stop now, requests in flight or not
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
     front.start()
     await stopping.wait()
-    await front.stop()
+    # New connections are refused from now on, not left waiting in a backlog
+    # nobody will accept from (the front closes its copies as it stops).
+    for sock in listeners:
+        sock.close()
+    backend.wind_down()
+    await front.stop(patience=GRACEFUL_SHUTDOWN_SECONDS + 5)
+    if gave_up:
+        raise FrontFailed(f"the API front failed to start {FRONT_ATTEMPTS} times in a row")
 
 
 # --------------------------------------------------------------------------- dirigent up
@@ -260,6 +310,7 @@ class ControlPlane:
         self._running: Any = None
         self._engine: Engine | None = None
         self._context: ApiContext | None = None
+        self._backend: LocalBackend | None = None
         self._store: Any = None
         self.workflows: list[str] = []
 
@@ -288,8 +339,9 @@ class ControlPlane:
         )
         self._engine.start()
         refresh = KeyFileRefresh(self.data_dir, principals)
+        self._backend = LocalBackend(self._engine, feed)
         self._context = ApiContext(
-            LocalBackend(self._engine, feed), Principals(principals, refresh), self._engine.arns
+            self._backend, Principals(principals, refresh), self._engine.arns
         )
         self._running = await start_http(
             self._context, self.settings.host, self.settings.port, self.settings.log_level
@@ -304,6 +356,8 @@ class ControlPlane:
         )
 
     async def stop(self) -> None:
+        if self._backend is not None:
+            self._backend.wind_down()
         if self._running is not None:
             await self._running.stop()
         if self._engine is not None:

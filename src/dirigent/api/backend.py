@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from dirigent.api.actions import LONG_ACTIONS, Action, bind_actions
@@ -37,6 +37,9 @@ from dirigent.engine import Engine
 
 #: actions that only read memory: answered on the caller's thread, no pool hop
 INLINE_ACTIONS = frozenset({ENGINE_STATS, READ_FEED})
+
+#: stops a call in flight whose caller went away (a long poll, a synchronous execution)
+Cancel = Callable[[], None]
 
 
 class Backend(Protocol):
@@ -61,14 +64,38 @@ class LocalBackend:
         self.actions: dict[str, Action] = {**bind_actions(engine), **bind_internal(engine, feed)}
         self.quick = ThreadPool(quick_threads, "api")
         self.slow = ThreadPool(slow_threads, "api-wait")
+        # The long actions, told when their caller went away.
+        self._cancellable: dict[str, Callable[[Mapping[str, Any], Callable[[], bool]], Any]] = {
+            "GetActivityTask": engine.get_activity_task,
+            "StartSyncExecution": engine.start_sync_execution,
+        }
+        assert self._cancellable.keys() == LONG_ACTIONS
+        # The long calls in flight, and whether the server is stopping.
+        self._long: set[threading.Event] = set()
+        self._winding_down = False
 
-    def submit(self, action: str, request: Mapping[str, Any], done: Done) -> None:
+    def submit(self, action: str, request: Mapping[str, Any], done: Done) -> Cancel | None:
         """Start ``action``; ``done(answer, error)`` is called once, from whichever
         thread finished it (a pool thread, the worker loop's, or this one).
 
+        For a long action, returns what ends it early when its caller goes away
+        (``done`` is still called, with whatever it then answers).
         An unknown action is a KeyError here: callers pass names they checked.
         """
         function = self.actions[action]
+        long_call = self._cancellable.get(action)
+        if long_call is not None:
+            gone = threading.Event()
+            if self._winding_down:
+                gone.set()
+            self._long.add(gone)
+
+            def finished(answer: Any, error: BaseException | None) -> None:
+                self._long.discard(gone)
+                done(answer, error)
+
+            self.slow.run_then(long_call, (request, gone.is_set), finished)
+            return gone.set
         if action in INLINE_ACTIONS:
             try:
                 answer = function(request)
@@ -76,17 +103,18 @@ class LocalBackend:
                 done(None, exc)
             else:
                 done(answer, None)
-            return
+            return None
         if action == "StartExecution":
             try:
                 # Straight to the worker loop, answered from it: no pool thread
                 # wakes up, waits and wakes the caller for the busiest action.
                 if self.engine.executions.start_execution_then(request, done):
-                    return
+                    return None
             except Exception as exc:  # a bad request is refused at once
                 done(None, exc)
-                return
-        (self.slow if action in LONG_ACTIONS else self.quick).run_then(function, (request,), done)
+                return None
+        self.quick.run_then(function, (request,), done)
+        return None
 
     async def act(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -101,8 +129,21 @@ class LocalBackend:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, future, answer, error)
 
-        self.submit(action, request, done)
-        return await future
+        cancel = self.submit(action, request, done)
+        try:
+            return await future
+        except asyncio.CancelledError:  # the client went away
+            if cancel is not None:
+                cancel()
+            raise
+
+    def wind_down(self) -> None:
+        """The server is stopping: long calls in flight end now, answering as if
+        their wait ran out (an activity poll: no task), and new ones at once,
+        so a stop does not wait out (or cut off) a room of polling workers."""
+        self._winding_down = True
+        for gone in list(self._long):
+            gone.set()
 
     def close(self) -> None:
         self.quick.close()

@@ -49,6 +49,9 @@ class ApiContext:
     signing_keys: SigningKey = field(default_factory=memoised_signing_key)
     #: the ``x-amzn-RequestId`` of each Step Functions answer (event loop only)
     request_id: Callable[[], str] = field(default_factory=request_ids)
+    #: set once the server begins to stop: live streams end (their clients
+    #: resume elsewhere) instead of holding the stop up to its time limit
+    closing: bool = False
 
     async def act(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         return await self.backend.act(action, request)

@@ -4,7 +4,7 @@ Why a process of its own: in one process the HTTP work (parsing, SigV4,
 JSON, the kernel's socket work) and the engine's worker loop share one GIL,
 and the engine ran at about three quarters of its own speed behind the API
 (BENCHMARKS.md, "A front in a process of its own"). Here the front holds the
-listening socket the engine's process bound and handed down, checks
+listening sockets the engine's process bound and handed down, checks
 credentials and roles, and sends each allowed call over a socketpair
 (:mod:`dirigent.api.link`); the engine's process acts and answers.
 
@@ -44,7 +44,9 @@ LINK_LOST = 3
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m dirigent.api.front")
-    parser.add_argument("--listen-fd", type=int, required=True, help="the bound HTTP socket")
+    parser.add_argument(
+        "--listen-fd", type=int, action="append", required=True, help="a bound HTTP socket"
+    )
     parser.add_argument("--link-fd", type=int, required=True, help="this end of the socketpair")
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--region", required=True)
@@ -59,6 +61,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     def on_lost() -> None:
         if server is not None:
+            context.closing = True
             server.should_exit = True
 
     link = socket.socket(fileno=args.link_fd)
@@ -68,12 +71,12 @@ async def _serve(args: argparse.Namespace) -> int:
         Principals(principals, KeyFileRefresh(args.data_dir, principals)),
         Arns(args.region, args.account),
     )
-    listener = socket.socket(fileno=args.listen_fd)
-    server = make_server(context, listener, args.log_level)
+    listeners = [socket.socket(fileno=fd) for fd in args.listen_fd]
+    server = make_server(context, listeners, args.log_level)
     if backend.lost:  # the engine went away while this process started
         return LINK_LOST
     try:
-        await server.serve(sockets=[listener])
+        await server.serve(sockets=listeners)
     finally:
         context.close()
     return LINK_LOST if backend.lost else 0

@@ -111,7 +111,8 @@ def engine_stats(engine: Engine, _request: Mapping[str, Any]) -> dict[str, Any]:
 def read_feed(feed: Feed | None, request: Mapping[str, Any]) -> dict[str, Any]:
     """Committed history events after the position ``after`` (none: where the feed is now).
 
-    Each event comes with its ``id``, the position to resume after it.
+    Each event comes with its ``id``, the position to resume after it;
+    ``from`` is ``after`` as this feed writes it.
     """
     if feed is None:
         raise ApiError("NotFound", "this server keeps no event feed", 404)
@@ -120,7 +121,7 @@ def read_feed(feed: Feed | None, request: Mapping[str, Any]) -> dict[str, Any]:
     if start is None:
         raise ApiError("BadRequest", "after must be a position such as 3f2a9c1e-42", 400)
     if after is None:
-        return {"events": [], "missed": False, "position": str(start)}
+        return {"events": [], "missed": False, "position": str(start), "from": str(start)}
     batch = feed.read(start)
     return {
         "events": [
@@ -132,6 +133,7 @@ def read_feed(feed: Feed | None, request: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "missed": batch.missed,
         "position": str(batch.position),
+        "from": str(start),
     }
 
 

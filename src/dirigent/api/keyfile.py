@@ -153,6 +153,11 @@ def add_principal(data_dir: Path, name: str, role: str) -> Principal:
             f"{path} does not exist: start `dirigent server --data-dir {data_dir}` once "
             "first, which creates the admin"
         )
+    if name == ENV_ADMIN:
+        raise CredentialsError(
+            f"{ENV_ADMIN!r} names the admin that {ENV_KEY} and {ENV_SECRET} define; "
+            "choose another name"
+        )
     principals = read_principals(data_dir)
     if any(p.name == name for p in principals):
         raise CredentialsError(f"{path}: a principal named {name!r} exists already")

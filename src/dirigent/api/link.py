@@ -29,8 +29,18 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from dirigent.api.backend import LocalBackend
-from dirigent.api.wire import INTERNAL, FrameError, Frames, error_of, failure_of, frame
+from dirigent.api.backend import Cancel, LocalBackend
+from dirigent.api.protocol import ApiError
+from dirigent.api.wire import (
+    CANCEL,
+    INTERNAL,
+    MAX_FRAME,
+    FrameError,
+    Frames,
+    error_of,
+    failure_of,
+    frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,8 @@ class EngineEnd(asyncio.Protocol):
         )
         self._wake_pending = False
         self._wake_lock = threading.Lock()
+        # Long calls in flight, ended early if the front cancels them or goes away.
+        self._cancels: dict[int, Cancel] = {}
         self.closed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -75,8 +87,12 @@ class EngineEnd(asyncio.Protocol):
         self._outbox.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, _exc: Exception | None) -> None:
-        # Calls still running finish; their answers have nowhere to go.
+        # Quick calls still running finish, their answers going nowhere; long
+        # ones (activity polls) end now, before they hand a task to nobody.
         self._outbox.transport = None
+        cancels, self._cancels = self._cancels, {}
+        for cancel in cancels.values():
+            cancel()
         self.closed.set()
 
     def close(self) -> None:
@@ -93,7 +109,12 @@ class EngineEnd(asyncio.Protocol):
                 self._outbox.transport.abort()
             return
         for ident, action, request in calls:
-            self._call(ident, action, request)
+            if action is CANCEL:
+                cancel = self._cancels.pop(ident, None)
+                if cancel is not None:
+                    cancel()
+            else:
+                self._call(ident, action, request)
 
     def _call(self, ident: int, action: str, request: Mapping[str, Any]) -> None:
         def done(answer: Any, error: BaseException | None) -> None:
@@ -107,9 +128,13 @@ class EngineEnd(asyncio.Protocol):
                 self._loop.call_soon_threadsafe(self._write_answers)
 
         try:
-            self._backend.submit(action, request, done)
+            cancel = self._backend.submit(action, request, done)
         except Exception as exc:  # an unknown action, a closed pool: the call fails, not the link
             done(None, exc)
+            return
+        if cancel is not None:
+            # Its answer is written by this thread, later: the entry goes then.
+            self._cancels[ident] = cancel
 
     def _write_answers(self) -> None:
         with self._wake_lock:
@@ -117,12 +142,23 @@ class EngineEnd(asyncio.Protocol):
         answers = self._answers
         while answers:
             ident, action, answer, error = answers.popleft()
+            self._cancels.pop(ident, None)
             if error is None:
                 try:
                     data = frame((ident, True, answer))
                 except Exception as exc:  # an answer that cannot travel is a bug here
                     log.exception("the answer to %s cannot be sent", action)
                     data = frame((ident, False, failure_of(exc)))
+                if len(data) - 4 > MAX_FRAME:
+                    # The other side would take it for a broken link and fail
+                    # every call in flight; fail this one alone.
+                    too_large = ApiError(
+                        "ResponseTooLarge",
+                        f"the answer to {action} is {len(data)} bytes, over the server's "
+                        f"{MAX_FRAME}; ask for less (a smaller page)",
+                        500,
+                    )
+                    data = frame((ident, False, failure_of(too_large)))
             else:
                 failure = failure_of(error)
                 if failure[0] == INTERNAL:
@@ -203,6 +239,10 @@ class RemoteBackend(asyncio.Protocol):
         self._outbox.put(frame((ident, action, request)))
         try:
             return await future
+        except asyncio.CancelledError:  # the client went away: a long call stops early
+            if not self.lost:
+                self._outbox.put(frame((ident, CANCEL, None)))
+            raise
         finally:
             self._waiting.pop(ident, None)
 

@@ -333,6 +333,8 @@ async def stream_events(context: ApiContext, request: Request, _: Principal) -> 
                 yield _sse("end", {"status": status})
                 return
             quiet = 0.0 if batch else await _idle(quiet)
+            if context.closing:
+                return  # the client resumes after the last id it saw
             if quiet >= STREAM_KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keep-alive\n\n"
@@ -371,7 +373,7 @@ async def stream_all_events(context: ApiContext, request: Request, _: Principal)
     resume = request.headers.get("last-event-id") or request.query_params.get("after")
     # Checks the position (400) and that there is a feed (404) before streaming.
     opened = await context.act(READ_FEED, {} if resume is None else {"after": resume})
-    start = opened["position"] if resume is None else resume
+    start = opened["from"]
 
     async def events() -> AsyncIterator[str]:
         after = start
@@ -390,6 +392,8 @@ async def stream_all_events(context: ApiContext, request: Request, _: Principal)
             after, read = batch["position"], bool(batch["events"])
             batch = None
             quiet = 0.0 if read else await _idle(quiet)
+            if context.closing:
+                return  # the client resumes after the last id it saw
             if quiet >= STREAM_KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ": keep-alive\n\n"

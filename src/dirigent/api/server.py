@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -77,7 +78,7 @@ def create_app(context: ApiContext) -> ASGIApp:
 
 
 #: how long a stopping server lets requests in flight (long polls, live streams) go on
-GRACEFUL_SHUTDOWN_SECONDS = 20
+GRACEFUL_SHUTDOWN_SECONDS = 8
 
 
 def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicorn.Config:
@@ -99,7 +100,19 @@ def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicor
     )
 
 
-class _Embedded(uvicorn.Server):
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the handlers when it begins to stop."""
+
+    def __init__(self, config: uvicorn.Config, context: ApiContext) -> None:
+        super().__init__(config)
+        self.context = context
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.context.closing = True
+        super().handle_exit(sig, frame)
+
+
+class _Embedded(_Server):
     """A server living inside someone else's event loop, which owns the signals."""
 
     @contextlib.contextmanager
@@ -110,7 +123,7 @@ class _Embedded(uvicorn.Server):
 class RunningServer:
     """An HTTP server started on the caller's event loop; :meth:`stop` ends it gracefully."""
 
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    def __init__(self, server: _Server, task: asyncio.Task[None]) -> None:
         self._server = server
         self._task = task
 
@@ -119,6 +132,7 @@ class RunningServer:
         return bool(self._server.started)
 
     async def stop(self) -> None:
+        self._server.context.closing = True
         self._server.should_exit = True
         await self._task
 
@@ -127,7 +141,7 @@ async def start_http(
     context: ApiContext, host: str, port: int, log_level: str = "warning"
 ) -> RunningServer:
     """Serve on the running loop (``dirigent up``); returns once the socket listens."""
-    server = _Embedded(_config(context, host, port, log_level))
+    server = _Embedded(_config(context, host, port, log_level), context)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -137,9 +151,11 @@ async def start_http(
     return RunningServer(server, task)
 
 
-def make_server(context: ApiContext, listener: socket.socket, log_level: str) -> uvicorn.Server:
-    """A server for a socket already bound and listening; run it with
-    ``await server.serve(sockets=[listener])``. SIGINT and SIGTERM stop it
-    gracefully."""
-    host, port = listener.getsockname()[:2]
-    return uvicorn.Server(_config(context, host, port, log_level))
+def make_server(
+    context: ApiContext, listeners: list[socket.socket], log_level: str
+) -> uvicorn.Server:
+    """A server for sockets already bound and listening; run it with
+    ``await server.serve(sockets=listeners)``. SIGINT and SIGTERM stop it
+    gracefully; a second one at once."""
+    host, port = listeners[0].getsockname()[:2]
+    return _Server(_config(context, host, port, log_level), context)

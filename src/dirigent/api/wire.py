@@ -2,7 +2,8 @@
 
 A frame is a 4-byte big-endian length and a pickled message:
 
-- front to engine: ``(id, action, request)``;
+- front to engine: ``(id, action, request)``, or ``(id, None, None)`` (:data:`CANCEL`)
+  when the caller of a call in flight went away;
 - engine to front: ``(id, True, answer)`` or ``(id, False, failure)``, where a
   failure is ``(kind, code, message, status)`` (see :func:`failure_of`).
 
@@ -30,6 +31,9 @@ from dirigent.engine.errors import ServiceError
 _LENGTH = struct.Struct("!I")
 #: far above any request (1 MiB bodies) or answer (a 25,000-event history)
 MAX_FRAME = 256 * 2**20
+
+#: the action of a frame that cancels the call with its id
+CANCEL = None
 
 #: failure kinds
 SERVICE, API, CANCELLED, INTERNAL = "service", "api", "cancelled", "internal"

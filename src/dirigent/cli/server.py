@@ -44,7 +44,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     # Imported here: the server's stack (uvicorn, Starlette, the engine) is not
     # what every other `dirigent` command should wait for at start.
     from dirigent.api.keyfile import CredentialsError  # noqa: PLC0415
-    from dirigent.app import ListenError, ServerSettings, serve  # noqa: PLC0415
+    from dirigent.app import FrontFailed, ListenError, ServerSettings, serve  # noqa: PLC0415
     from dirigent.store import StoreError  # noqa: PLC0415
 
     functions: dict[str, str] = {}
@@ -70,4 +70,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     except (CredentialsError, ListenError, StoreError) as exc:
         print(f"dirigent server: {exc}", file=sys.stderr)
         return 2
+    except FrontFailed as exc:
+        print(f"dirigent server: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -223,13 +223,24 @@ class Engine:
 
     # ------------------------------------------------------------------ activities
 
-    def get_activity_task(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Long-poll for a task of an activity: ``{"taskToken", "input"}`` or ``{}``."""
+    def get_activity_task(
+        self, request: Mapping[str, Any], cancelled: Callable[[], bool] = lambda: False
+    ) -> dict[str, Any]:
+        """Long-poll for a task of an activity: ``{"taskToken", "input"}`` or ``{}``.
+
+        ``cancelled`` says the caller went away (its client disconnected, its
+        server is stopping): the poll ends with ``{}`` before its next claim, so
+        no task is handed to a worker that will never see it. A task claimed in
+        the moment the caller leaves is lost to it as on AWS, and comes back
+        through its timeouts.
+        """
         worker_name = request.get("workerName")
         with self.store.transaction() as tx:
             activity = self.catalog.activity(tx, request.get("activityArn"))
         deadline = time.monotonic() + self.settings.activity_poll_seconds
         while True:
+            if cancelled():
+                return {}
             now = self.clock()
             with self.store.transaction() as tx:
                 task = tx.claim_activity_task(
@@ -255,8 +266,14 @@ class Engine:
 
     # ------------------------------------------------------------------ sync executions
 
-    def start_sync_execution(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """``StartSyncExecution``: Express machines only, as on AWS; waits for the end."""
+    def start_sync_execution(
+        self, request: Mapping[str, Any], cancelled: Callable[[], bool] = lambda: False
+    ) -> dict[str, Any]:
+        """``StartSyncExecution``: Express machines only, as on AWS; waits for the end.
+
+        Once ``cancelled`` (the caller went away) it stops waiting; the
+        execution runs on, as on AWS.
+        """
         target = request.get("stateMachineArn")
         base = ":".join(str(target).split(":")[:7])
         described_machine = self.catalog.describe_state_machine({"stateMachineArn": base})
@@ -270,7 +287,7 @@ class Engine:
         pause = 0.002
         while time.monotonic() < deadline:
             described = self.executions.describe_execution({"executionArn": arn})
-            if described["status"] != "RUNNING":
+            if described["status"] != "RUNNING" or cancelled():
                 described.pop("redriveCount", None)
                 described.pop("redriveStatus", None)
                 return described

@@ -6,7 +6,11 @@ listening socket, its end of a socketpair), shares the control plane's
 stdout and stderr, and dies with it (:func:`~dirigent.runtime.process.die_with_parent`).
 When it exits on its own it is started again after the runtime's restart
 backoff, the first time at once; a run that lasted ``backoff.reset_after``
-seconds clears the count. :meth:`Companion.stop` signals it and waits.
+seconds clears the count. After ``give_up_after`` failures in a row it is
+left down and ``on_give_up`` is called: a companion that cannot start (a bad
+environment, a broken install) must stop the control plane with an error,
+not leave it up with nobody serving. :meth:`Companion.stop` signals it and
+waits; :meth:`Companion.kill` ends it at once.
 
 Its exit is seen through a pidfd, as a replica's is: no polling.
 
@@ -56,6 +60,8 @@ class Companion:
         clock: Callable[[], float] = time.monotonic,
         uniform: Callable[[], float] = random.random,
         out: TextIO = sys.stderr,
+        give_up_after: int | None = None,
+        on_give_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self._prepare = prepare
@@ -63,6 +69,8 @@ class Companion:
         self._clock = clock
         self._uniform = uniform
         self._out = out
+        self._give_up_after = give_up_after
+        self._on_give_up = on_give_up
         self._process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._failures = 0
@@ -80,7 +88,11 @@ class Companion:
         """Spawn it now (from the event loop's thread, which must outlive it)."""
         loop = asyncio.get_running_loop()
         self._restart = None
-        launch = self._prepare()
+        try:
+            launch = self._prepare()
+        except Exception as exc:  # a launch that cannot be built counts as a failed start
+            self._not_started(loop, exc)
+            return
         try:
             process = subprocess.Popen(
                 launch.argv,
@@ -95,16 +107,25 @@ class Companion:
             )
         except OSError as exc:
             launch.spawned()
-            print(f"dirigent: cannot start the {self.name}: {exc}", file=self._out, flush=True)
-            self._after_exit(loop, None)
+            self._not_started(loop, exc)
             return
         launch.spawned()
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except OSError as exc:  # out of descriptors: a child we cannot watch must not run
+            process.kill()
+            process.wait()
+            self._not_started(loop, exc)
+            return
         self.starts += 1
         self._process = process
         self._started_at = self._clock()
         self._exited = loop.create_future()
-        pidfd = os.pidfd_open(process.pid)
         loop.add_reader(pidfd, self._reap, loop, pidfd, process, self._exited)
+
+    def _not_started(self, loop: asyncio.AbstractEventLoop, exc: Exception) -> None:
+        print(f"dirigent: cannot start the {self.name}: {exc}", file=self._out, flush=True)
+        self._after_exit(loop, None)
 
     def _reap(
         self,
@@ -126,14 +147,29 @@ class Companion:
     def _after_exit(self, loop: asyncio.AbstractEventLoop, code: int | None) -> None:
         ran = self._clock() - self._started_at if code is not None else 0.0
         self._failures = 1 if ran >= self._backoff.reset_after else self._failures + 1
-        delay = backoff_delay(self._failures, self._backoff, self._uniform())
         what = "could not start" if code is None else f"exited with code {code}"
+        if self._give_up_after is not None and self._failures >= self._give_up_after:
+            print(
+                f"dirigent: the {self.name} {what}, {self._failures} times in a row; giving up",
+                file=self._out,
+                flush=True,
+            )
+            self._on_give_up()
+            return
+        delay = backoff_delay(self._failures, self._backoff, self._uniform())
         print(
             f"dirigent: the {self.name} {what}; starting it again in {delay:.1f} s",
             file=self._out,
             flush=True,
         )
         self._restart = loop.call_later(delay, self.start)
+
+    def kill(self) -> None:
+        """End it at once (a second Ctrl-C); :meth:`stop` still reports its exit."""
+        self._stopping = True
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
 
     async def stop(self, signum: int = signal.SIGTERM, patience: float = 30.0) -> int | None:
         """Signal it, wait up to ``patience`` seconds, then kill it; its exit code."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import dirigent.api.link
 from dirigent.api.backend import LocalBackend
 from dirigent.api.feed import Feed, FeedStore
 from dirigent.api.internal import FULL_HISTORY, READ_FEED
@@ -143,3 +144,108 @@ def test_garbage_on_the_link_closes_it_rather_than_misreading_later_calls(
         assert events == ["lost"]
 
     run_linked(backend, body)
+
+
+def test_an_answer_too_large_for_the_link_fails_alone(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dirigent.api.link, "MAX_FRAME", 4096)
+    big = json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "x" * 8000, "End": True}}}
+    )
+
+    async def body(remote: RemoteBackend, _end: EngineEnd, events: list[str]) -> None:
+        created = await remote.act(
+            "CreateStateMachine", {"name": "big", "definition": big, "roleArn": ROLE}
+        )
+        with pytest.raises(ApiError) as refused:
+            await remote.act(
+                "DescribeStateMachine", {"stateMachineArn": created["stateMachineArn"]}
+            )
+        assert (refused.value.code, refused.value.status) == ("ResponseTooLarge", 500)
+        assert "DescribeStateMachine" in refused.value.message
+        assert (await remote.act("ListActivities", {})) == {"activities": []}
+        assert events == []
+
+    run_linked(backend, body)
+
+
+async def _poll_then_feed(
+    remote: RemoteBackend, stop_poll: Callable[[asyncio.Future[Any]], None]
+) -> dict[str, Any]:
+    """Start a long poll, stop it with ``stop_poll``, then start an execution with
+    an activity task; a fresh poll must get that task."""
+    activity = (await remote.act("CreateActivity", {"name": "work"}))["activityArn"]
+    definition = json.dumps(
+        {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": activity, "End": True}}}
+    )
+    machine = await remote.act(
+        "CreateStateMachine", {"name": "worked", "definition": definition, "roleArn": ROLE}
+    )
+    poll = asyncio.ensure_future(
+        remote.act("GetActivityTask", {"activityArn": activity, "workerName": "gone"})
+    )
+    await asyncio.sleep(0.2)
+    stop_poll(poll)
+    await asyncio.sleep(0.2)  # the engine's poll sees the cancel within one of its 50 ms rounds
+    await remote.act("StartExecution", {"stateMachineArn": machine["stateMachineArn"]})
+    return await asyncio.wait_for(
+        remote.act("GetActivityTask", {"activityArn": activity, "workerName": "here"}), 10
+    )
+
+
+def test_a_poll_whose_caller_went_away_does_not_take_the_next_task(
+    backend: LocalBackend,
+) -> None:
+    async def body(remote: RemoteBackend, _end: EngineEnd, _events: list[str]) -> None:
+        task = await _poll_then_feed(remote, lambda poll: poll.cancel())
+        assert "taskToken" in task
+
+    run_linked(backend, body)
+
+
+def test_winding_down_ends_long_polls_with_no_task_at_once(backend: LocalBackend) -> None:
+    async def body(remote: RemoteBackend, _end: EngineEnd, _events: list[str]) -> None:
+        activity = (await remote.act("CreateActivity", {"name": "idle"}))["activityArn"]
+        poll = asyncio.ensure_future(remote.act("GetActivityTask", {"activityArn": activity}))
+        await asyncio.sleep(0.2)
+        backend.wind_down()
+        assert await asyncio.wait_for(poll, 2) == {}
+        # A poll arriving while the server stops does not wait either.
+        fresh = remote.act("GetActivityTask", {"activityArn": activity})
+        assert await asyncio.wait_for(fresh, 2) == {}
+
+    run_linked(backend, body)
+
+
+def test_a_poll_from_a_front_that_went_away_does_not_take_the_next_task(
+    backend: LocalBackend,
+) -> None:
+    arns: dict[str, str] = {}
+
+    async def leaving(remote: RemoteBackend, _end: EngineEnd, _events: list[str]) -> None:
+        arns["activity"] = (await remote.act("CreateActivity", {"name": "work"}))["activityArn"]
+        resource = arns["activity"]
+        definition = json.dumps(
+            {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": resource, "End": True}}}
+        )
+        created = await remote.act(
+            "CreateStateMachine", {"name": "worked", "definition": definition, "roleArn": ROLE}
+        )
+        arns["machine"] = created["stateMachineArn"]
+        poll = asyncio.ensure_future(remote.act("GetActivityTask", {"activityArn": resource}))
+        await asyncio.sleep(0.2)
+        remote.close()  # the front goes away with the poll in flight
+        with pytest.raises(LinkLost):
+            await poll
+        await asyncio.sleep(0.2)
+
+    async def next_front(remote: RemoteBackend, _end: EngineEnd, _events: list[str]) -> None:
+        await remote.act("StartExecution", {"stateMachineArn": arns["machine"]})
+        task = await asyncio.wait_for(
+            remote.act("GetActivityTask", {"activityArn": arns["activity"]}), 10
+        )
+        assert "taskToken" in task
+
+    run_linked(backend, leaving)
+    run_linked(backend, next_front)

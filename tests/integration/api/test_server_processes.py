@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,11 +57,13 @@ def wait_gone(pid: int, seconds: float) -> bool:
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Server:
+def fresh(tmp_path: Path) -> Iterator[Server]:
     admin = new_principal("admin", "admin")
     write_principals(tmp_path, [admin])
     process, url = start_server(tmp_path)
-    return Server(url, tmp_path, process, admin, admin, admin)
+    yield Server(url, tmp_path, process, admin, admin, admin)
+    if process.stdout is not None and not process.stdout.closed:
+        stop_server(process)
 
 
 def test_a_killed_front_is_started_again_and_calls_go_on(fresh: Server) -> None:
@@ -124,3 +131,71 @@ def test_a_port_in_use_is_refused_before_anything_is_stored(tmp_path: Path) -> N
     assert ran.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in ran.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_stop_ends_live_streams_and_activity_polls_at_once_and_refuses_newcomers(
+    fresh: Server,
+) -> None:
+    sfn = fresh.client()
+    activity = sfn.create_activity(name="polled")["activityArn"]
+    host, port = fresh.url.removeprefix("http://").split(":")
+    stream = http.client.HTTPConnection(host, int(port), timeout=30)
+    stream.request(
+        "GET", "/api/v1/events", headers={"Authorization": f"Bearer {fresh.admin.token}"}
+    )
+    assert stream.getresponse().status == 200
+    polled: dict[str, Any] = {}
+    poller = threading.Thread(
+        target=lambda: polled.update(answer=fresh.client().get_activity_task(activityArn=activity))
+    )
+    poller.start()
+    time.sleep(0.5)  # the poll is in flight
+    began = time.monotonic()
+    fresh.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), timeout=5).close()
+    assert fresh.process.wait(timeout=15) == 0
+    took = time.monotonic() - began
+    poller.join(timeout=10)
+    stream.close()
+    # Not the 8 s a stop allows requests in flight, nor the poll's 60 s.
+    assert took < 4, f"the stop took {took:.1f} s"
+    assert "taskToken" not in polled["answer"]
+    assert polled["answer"]["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_a_server_on_an_ipv6_address_answers_there(tmp_path: Path) -> None:
+    admin = new_principal("admin", "admin")
+    write_principals(tmp_path, [admin])
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dirigent.cli.main",
+            "server",
+            "--host",
+            "::1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DIRIGENT_")},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://[::1]:{port}/healthz", timeout=1) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, stop_server(process)
+                time.sleep(0.1)
+    finally:
+        stop_server(process)

@@ -114,3 +114,52 @@ def test_the_companion_inherits_the_descriptors_it_is_handed_and_prepare_closes_
     data, spawned = asyncio.run(main())
     assert data == b"hello from the companion"
     assert spawned == ["spawned"]
+
+
+def test_a_companion_failing_again_and_again_is_given_up_on_and_the_owner_told() -> None:
+    out = io.StringIO()
+    told: list[str] = []
+
+    async def main() -> Companion:
+        companion = Companion(
+            "doomed",
+            lambda: python("raise SystemExit(2)"),
+            backoff=QUICK,
+            out=out,
+            give_up_after=3,
+            on_give_up=lambda: told.append("gave up"),
+        )
+        companion.start()
+        while not told:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)  # longer than any backoff: no start after giving up
+        return companion
+
+    companion = asyncio.run(main())
+    assert told == ["gave up"]
+    assert companion.starts == 3
+    assert "the doomed exited with code 2, 3 times in a row; giving up" in out.getvalue()
+
+
+def test_a_launch_that_cannot_be_built_counts_as_a_failed_start_and_is_retried() -> None:
+    out = io.StringIO()
+    attempts: list[int] = []
+
+    def prepare() -> CompanionLaunch:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError(24, "Too many open files")
+        return python("import time; time.sleep(60)")
+
+    async def main() -> Companion:
+        companion = Companion("flaky", prepare, backoff=QUICK, out=out)
+        companion.start()
+        while companion.starts < 1:
+            await asyncio.sleep(0.01)
+        await companion.stop()
+        return companion
+
+    companion = asyncio.run(main())
+    assert len(attempts) == 2
+    assert companion.starts == 1
+    assert "cannot start the flaky: [Errno 24] Too many open files" in out.getvalue()

@@ -114,6 +114,24 @@ def test_keys_add_refuses_a_name_taken_already(tmp_path: Path) -> None:
     assert len(read_principals(tmp_path)) == 2
 
 
+def test_keys_add_refuses_the_name_of_the_admin_from_the_environment(tmp_path: Path) -> None:
+    load_principals(tmp_path, {})
+    with pytest.raises(CredentialsError, match="choose another name"):
+        add_principal(tmp_path, "env-admin", "viewer")
+    assert [p.name for p in read_principals(tmp_path)] == ["admin"]
+
+
+def test_a_server_beside_its_creator_finds_principals_or_fails_without_making_any(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(CredentialsError, match="holds no principals"):
+        load_principals(tmp_path, {}, create=False)
+    assert not (tmp_path / "credentials.json").exists()
+    made, created = load_principals(tmp_path, {})
+    assert created is not None
+    assert load_principals(tmp_path, {}, create=False) == (made, None)
+
+
 def test_keys_add_refuses_a_data_dir_the_server_never_started_in(tmp_path: Path) -> None:
     # A file holding only a viewer would stop the server from creating its admin.
     with pytest.raises(CredentialsError, match="start `dirigent server"):
