@@ -64,6 +64,17 @@ class _Outbox:
             self.transport.write(b"".join(pending))
 
 
+def _messages(frames: Frames, data: bytes, outbox: _Outbox, sender: str) -> list[Any]:
+    """The messages ``data`` completes; none, and the link aborted, if it is not frames."""
+    try:
+        return frames.feed(data)
+    except FrameError as exc:
+        log.error("%s sent what is not a frame (%s); closing the link", sender, exc)
+        if outbox.transport is not None:
+            outbox.transport.abort()
+        return []
+
+
 class EngineEnd(asyncio.Protocol):
     """The engine's side of one front's connection."""
 
@@ -101,14 +112,7 @@ class EngineEnd(asyncio.Protocol):
             self._outbox.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            calls = self._frames.feed(data)
-        except FrameError as exc:
-            log.error("the API front sent what is not a frame (%s); closing its link", exc)
-            if self._outbox.transport is not None:
-                self._outbox.transport.abort()
-            return
-        for ident, action, request in calls:
+        for ident, action, request in _messages(self._frames, data, self._outbox, "the API front"):
             if action is CANCEL:
                 cancel = self._cancels.pop(ident, None)
                 if cancel is not None:
@@ -213,15 +217,8 @@ class RemoteBackend(asyncio.Protocol):
         self._on_lost()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            answers = self._frames.feed(data)
-        except FrameError as exc:
-            log.error("the engine sent what is not a frame (%s); closing the link", exc)
-            if self._outbox.transport is not None:
-                self._outbox.transport.abort()
-            return
         waiting = self._waiting
-        for ident, ok, payload in answers:
+        for ident, ok, payload in _messages(self._frames, data, self._outbox, "the engine"):
             future = waiting.pop(ident, None)
             if future is None or future.done():
                 continue  # the request went away (client disconnect)

@@ -54,30 +54,42 @@ class Server:
         )
 
 
-def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def server_command(port: int, data_dir: Path, *extra: str) -> list[str]:
+    """``dirigent server`` on ``port`` with the test functions registered."""
+    return [
+        sys.executable,
+        "-m",
+        "dirigent.cli.main",
+        "server",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--function",
+        "Echo=tests.integration.api.functions:echo",
+        "--function",
+        "Nothing=tests.integration.api.functions:nothing",
+        *extra,
+    ]
+
+
+def server_environment() -> dict[str, str]:
+    """This environment without the variables that would define the server's admin."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DIRIGENT_")}
+
+
+def start_server(
+    data_dir: Path, *extra: str, host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dirigent.cli.main",
-            "server",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--function",
-            "Echo=tests.integration.api.functions:echo",
-            "--function",
-            "Nothing=tests.integration.api.functions:nothing",
-            *extra,
-        ],
+        server_command(port, data_dir, "--host", host, *extra),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("DIRIGENT_")},
+        env=server_environment(),
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -18,7 +17,15 @@ from typing import Any
 import pytest
 
 from dirigent.api.keyfile import new_principal, write_principals
-from tests.integration.api.conftest import REPO, Server, free_port, start_server, stop_server
+from tests.integration.api.conftest import (
+    REPO,
+    Server,
+    free_port,
+    server_command,
+    server_environment,
+    start_server,
+    stop_server,
+)
 
 
 def children(pid: int) -> set[int]:
@@ -111,22 +118,13 @@ def test_a_port_in_use_is_refused_before_anything_is_stored(tmp_path: Path) -> N
     port = free_port()
     with socket.create_server(("127.0.0.1", port)):
         ran = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dirigent.cli.main",
-                "server",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
+            server_command(port, tmp_path / "data"),
             cwd=REPO,
             check=False,
             capture_output=True,
             text=True,
             timeout=30,
-            env={k: v for k, v in os.environ.items() if not k.startswith("DIRIGENT_")},
+            env=server_environment(),
         )
     assert ran.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in ran.stderr
@@ -168,34 +166,10 @@ def test_a_stop_ends_live_streams_and_activity_polls_at_once_and_refuses_newcome
 def test_a_server_on_an_ipv6_address_answers_there(tmp_path: Path) -> None:
     admin = new_principal("admin", "admin")
     write_principals(tmp_path, [admin])
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dirigent.cli.main",
-            "server",
-            "--host",
-            "::1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("DIRIGENT_")},
-    )
+    process, url = start_server(tmp_path, host="::1")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://[::1]:{port}/healthz", timeout=1) as answer:
-                    assert answer.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, stop_server(process)
-                time.sleep(0.1)
+        assert url.startswith("http://[::1]:")
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+            assert answer.status == 200
     finally:
         stop_server(process)

@@ -25,23 +25,28 @@ def python(
     )
 
 
+def run_until_started(companion: Companion, times: int) -> None:
+    """Start ``companion``, wait until it was started ``times`` times, stop it."""
+
+    async def main() -> None:
+        companion.start()
+        while companion.starts < times:
+            await asyncio.sleep(0.01)
+        await companion.stop()
+
+    asyncio.run(main())
+
+
 def test_a_companion_that_exits_is_started_again_after_a_growing_backoff() -> None:
     out = io.StringIO()
     starts: list[float] = []
 
-    async def main() -> Companion:
-        def prepare() -> CompanionLaunch:
-            starts.append(time.monotonic())
-            return python("raise SystemExit(7)")
+    def prepare() -> CompanionLaunch:
+        starts.append(time.monotonic())
+        return python("raise SystemExit(7)")
 
-        companion = Companion("test helper", prepare, backoff=QUICK, out=out)
-        companion.start()
-        while companion.starts < 4:
-            await asyncio.sleep(0.01)
-        await companion.stop()
-        return companion
-
-    companion = asyncio.run(main())
+    companion = Companion("test helper", prepare, backoff=QUICK, out=out)
+    run_until_started(companion, 4)
     assert companion.starts == 4
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     # The first restart is at once; then 0.05 s, then 0.1 s (plus the child's own start).
@@ -151,15 +156,8 @@ def test_a_launch_that_cannot_be_built_counts_as_a_failed_start_and_is_retried()
             raise OSError(24, "Too many open files")
         return python("import time; time.sleep(60)")
 
-    async def main() -> Companion:
-        companion = Companion("flaky", prepare, backoff=QUICK, out=out)
-        companion.start()
-        while companion.starts < 1:
-            await asyncio.sleep(0.01)
-        await companion.stop()
-        return companion
-
-    companion = asyncio.run(main())
+    companion = Companion("flaky", prepare, backoff=QUICK, out=out)
+    run_until_started(companion, 1)
     assert len(attempts) == 2
     assert companion.starts == 1
     assert "cannot start the flaky: [Errno 24] Too many open files" in out.getvalue()
