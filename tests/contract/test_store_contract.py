@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,49 @@ def test_an_inserted_execution_reads_back_equal(store: Store) -> None:
         assert tx.get_execution(plain.arn) == plain
         assert tx.get_execution(full.arn) == full
         assert tx.get_execution(f"{PREFIX}:execution:orders:nothing") is None
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["plain", "pipelined"])
+def test_executions_inserted_in_one_statement_read_back_equal(store: Store, piped: bool) -> None:
+    full = execution(
+        "full",
+        status="FAILED",
+        output='{"ok": false, "quote": "\\"\\u0000\\ud83d\\ude00"}',
+        error="States.TaskFailed",
+        cause="boom ' \\ é",
+        stopped_at=1_700_000_150.123456789,
+        snapshot='{"state": "Charge"}',
+        event_count=7,
+        redrive_count=2,
+        redriven_at=1_700_000_160.0,
+        parent_arn=f"{PREFIX}:execution:parent:p",
+        parent_token="parent-token",
+        machine_type="EXPRESS",
+    )
+    records = [execution("plain"), full, execution("third", machine_name="other")]
+    with store.transaction() as tx, tx.pipelined() if piped else nullcontext():
+        tx.insert_executions(records)
+    with store.transaction() as tx:
+        for record in records:
+            assert tx.get_execution(record.arn) == record
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["plain", "pipelined"])
+def test_many_executions_one_of_them_taken_conflict_and_leave_nothing(
+    store: Store, piped: bool
+) -> None:
+    taken = execution("taken")
+    write(store, lambda tx: tx.insert_execution(taken))
+    fresh = execution("fresh")
+    with (
+        pytest.raises(Conflict),
+        store.transaction() as tx,
+        tx.pipelined() if piped else nullcontext(),
+    ):
+        tx.insert_executions([fresh, replace(taken, input='"again"')])
+    with store.transaction() as tx:
+        assert tx.get_execution(fresh.arn) is None
+        assert tx.get_execution(taken.arn) == taken
 
 
 def test_an_updated_execution_reads_back_updated(store: Store) -> None:

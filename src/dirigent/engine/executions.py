@@ -231,7 +231,11 @@ class Executions:
             machine_type=machine.type,
         )
         try:
-            tx.insert_execution(record)
+            if writes.defer_starts:
+                # Inserted with the batch's other rows; a taken name fails the flush.
+                writes.started.append(record)
+            else:
+                tx.insert_execution(record)
         except Conflict as exc:
             # Looked up only now: a start with a new name (nearly all) skips the read.
             existing = tx.get_execution(arn)

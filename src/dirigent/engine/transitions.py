@@ -153,6 +153,8 @@ class Writes:
     signal queue above all: a consumed signal must not be claimed again).
     """
 
+    #: executions started in this batch, inserted ahead of every other row
+    started: list[ExecutionRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     executions: list[ExecutionRecord] = field(default_factory=list)
     signals: list[tuple[str, float, str]] = field(default_factory=list)
@@ -162,17 +164,24 @@ class Writes:
     done: list[str] = field(default_factory=list)
     #: tokens of tasks that ran and now wait for their token to come back
     tasks_waiting: list[str] = field(default_factory=list)
+    #: starts put their execution's row here (one statement for all) rather
+    #: than insert it at once. A name taken already then fails the whole
+    #: transaction, not its one start: only the worker's loop, which then runs
+    #: the same batch again with this off, sets it (see Worker.run_once)
+    defer_starts: bool = False
 
     def flush(self, tx: Transaction) -> None:
         if not (
-            self.consumed or self.events or self.executions or self.signals or self.tasks
-            or self.done or self.tasks_waiting
+            self.consumed or self.started or self.events or self.executions or self.signals
+            or self.tasks or self.done or self.tasks_waiting
         ):  # fmt: skip
             return  # nothing to write: no pipeline (on PostgreSQL, a round trip) either
         # Rows put before rows deleted: a task scheduled and cancelled within the
         # batch must end up gone.
         with tx.pipelined():
             tx.delete_signals(self.consumed)
+            if self.started:
+                tx.insert_executions(self.started)
             tx.append_events(self.events)
             tx.update_executions(self.executions)
             tx.add_signals(self.signals)
@@ -180,7 +189,7 @@ class Writes:
             tx.delete_tasks(self.done)
             for token in self.tasks_waiting:
                 tx.set_task_status(token, "waiting", None, None)
-        self.events, self.executions, self.signals = [], [], []
+        self.started, self.events, self.executions, self.signals = [], [], [], []
         self.consumed, self.tasks, self.done, self.tasks_waiting = [], [], [], []
 
 

@@ -26,7 +26,7 @@ from dirigent.engine.errors import ServiceError
 from dirigent.engine.functions import FunctionRegistry
 from dirigent.engine.taskthreads import TaskThreads
 from dirigent.engine.transitions import LOCAL_KINDS, Context, Outcome, Writes, advance
-from dirigent.store.port import Store, StoreError, Transaction
+from dirigent.store.port import Conflict, Store, StoreError, Transaction
 from dirigent.store.records import ExecutionRecord, SignalRecord, TaskRecord
 from dirigent.workflow.signals import Signal, TaskFailed
 
@@ -127,6 +127,8 @@ class Worker:
         self._submitted = 0
         #: set after an iteration failed on one execution: advance them one by one
         self._isolate = False
+        #: the next transaction inserts each start's row on its own (see run_once)
+        self._starts_one_by_one = False
         #: tokens of the tasks this node is running: their leases are renewed
         self._in_flight: set[str] = set()
         self._renew_at = 0.0
@@ -232,6 +234,8 @@ class Worker:
     ) -> None:
         """Run the requests; their rows wait in ``writes`` for the caller to flush."""
         for request in requests:
+            # A request run again (its batch went again) starts afresh.
+            request.answer, request.error = None, None
             try:
                 request.answer = request.run(tx, writes, outcome)
             except ServiceError as exc:
@@ -317,15 +321,20 @@ class Worker:
             self._in_flight.difference_update(f.task.token for f in finished)
             self._writers += 1
         outcome = Outcome()
+        # New executions' rows go in the batch's flush, one statement for all,
+        # unless the last try found a start's name taken (see below).
+        writes = Writes(defer_starts=not self._starts_one_by_one)
+        self._starts_one_by_one = False
+        deferred = False
         try:
             with self.store.transaction() as tx:
                 # The starts' rows and the results' go in one flush: a start only
                 # writes rows of its own new execution, which the results' reads
                 # (claims and due signals of executions with finished tasks) never
                 # touch; the flush comes before the queue is read below.
-                writes = Writes()
                 if requests:
                     self._answer(tx, requests, outcome, writes)
+                    deferred = bool(writes.started)
                 self._deliver(tx, finished, now, outcome, writes)
                 writes.flush(tx)
                 if now >= self._reclaim_at:
@@ -356,13 +365,21 @@ class Worker:
                     self._known_due = tx.next_due()
                     self._scan_at = now + self.idle_poll
                 next_due = self._known_due
-        except BaseException as exc:
-            self._scan = True  # what this transaction read of the queue did not happen
+        except Conflict as exc:
+            if not deferred:
+                self._fail(finished, requests, exc)
+                raise
+            # A start's name was taken (a repeated StartExecution, as AWS allows):
+            # that start alone must answer, with the execution or an error. The
+            # batch goes again at once, each start inserting its own row.
+            self._scan = True
+            self._starts_one_by_one = True
             with self._finished_lock:
                 self._finished = finished + self._finished
-            for request in requests:
-                request.error, request.answer = exc, None
-                request.finish()
+                self._requests = requests + self._requests
+            return 0, None
+        except BaseException as exc:
+            self._fail(finished, requests, exc)
             raise
         finally:
             with self._finished_lock:
@@ -376,6 +393,17 @@ class Worker:
                 self.stats.commits += 1
         self._submit(outcome.local_tasks)
         return outcome.advanced + len(requests), next_due
+
+    def _fail(
+        self, finished: list[_Finished], requests: list[_Request], exc: BaseException
+    ) -> None:
+        """A transaction failed: the results wait for the next, the requests are told."""
+        self._scan = True  # what this transaction read of the queue did not happen
+        with self._finished_lock:
+            self._finished = finished + self._finished
+        for request in requests:
+            request.error, request.answer = exc, None
+            request.finish()
 
     def _due(self, now: float) -> bool:
         """Whether the store has anything for this node to look at by ``now``."""

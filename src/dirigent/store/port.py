@@ -69,6 +69,14 @@ class CatalogTx(Protocol):
 
 class ExecutionTx(Protocol):
     def insert_execution(self, record: ExecutionRecord) -> None: ...
+    def insert_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        """:meth:`insert_execution` for many executions, in one statement.
+
+        A key taken already (or twice in ``records``) raises :class:`Conflict`;
+        the transaction must then be rolled back: which rows went in is not said.
+        """
+        ...
+
     def get_execution(self, arn: str) -> ExecutionRecord | None: ...
     def update_execution(self, record: ExecutionRecord) -> None:
         """Save an execution's progress: status, result, snapshot, event count, redrives.

@@ -137,6 +137,14 @@ _COLUMNAR: dict[str, _Columnar] = {
         sql.INSERT_TASKS, (_TEXT, _TEXT, _TEXT, _TEXT, _TEXT, _FLOAT, _TEXT, _FLOAT, _TEXT)
     ),
     POSTGRES.sql(sql.DELETE_TASKS): _delete_columnar("tasks", "token", _TEXT),
+    POSTGRES.sql(sql.INSERT_EXECUTIONS): _insert_columnar(
+        sql.INSERT_EXECUTIONS,
+        # arn, machine_arn, name, status, input, started_at, started_with,
+        # definition, role_arn, token_prefix, output, error, cause, stopped_at,
+        # snapshot, event_count, redrive_count, redriven_at, parent_arn,
+        # parent_token, machine_type
+        (*[_TEXT] * 5, _FLOAT, *[_TEXT] * 7, _FLOAT, _TEXT, _INT, _INT, _FLOAT, *[_TEXT] * 3),
+    ),
 }
 
 

@@ -126,6 +126,7 @@ _PROGRESS_ROW = attrgetter(*PROGRESS_COLUMNS)
 INSERT_SIGNALS = "INSERT INTO signals (execution_arn, due_at, body) VALUES (?, ?, ?)"
 DELETE_SIGNALS = "DELETE FROM signals WHERE id = ?"
 INSERT_TASKS = _insert("tasks", TaskRecord)
+INSERT_EXECUTIONS = _insert("executions", ExecutionRecord)
 DELETE_TASKS = "DELETE FROM tasks WHERE token = ?"
 
 
@@ -278,6 +279,9 @@ class SqlTransaction:
 
     def insert_execution(self, record: ExecutionRecord) -> None:
         self._run(_insert("executions", ExecutionRecord), _values(record))
+
+    def insert_executions(self, records: Sequence[ExecutionRecord]) -> None:
+        self._many(INSERT_EXECUTIONS, [_values(record) for record in records])
 
     def get_execution(self, arn: str) -> ExecutionRecord | None:
         query = _select("executions", ExecutionRecord) + " WHERE arn = ?"

@@ -174,6 +174,60 @@ def test_a_start_handed_to_the_loop_is_answered_once_committed(
         assert tx.get_execution(answer["executionArn"]) is not None
 
 
+def test_repeated_starts_in_one_batch_each_get_their_own_answer(
+    engine: tuple[Engine, CountingStore],
+) -> None:
+    """The loop inserts a batch's new executions in one statement; a name taken
+    already must still answer that start alone, as AWS does: the same input
+    gets the running execution back, another input ExecutionAlreadyExists."""
+    built, store = engine
+    wait = json.dumps(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    )
+    arn = built.catalog.create_state_machine(
+        {"name": "repeated", "definition": wait, "roleArn": "arn:aws:iam::1:role/r"}
+    )["stateMachineArn"]
+    first = built.executions.start_execution({"stateMachineArn": arn, "name": "taken"})
+    store.slow = 0.05  # requests pile up behind each commit: one batch holds them all
+    settled: list[tuple[str, Any, BaseException | None]] = []
+    done = threading.Semaphore(0)
+    requests = {
+        "same": {"stateMachineArn": arn, "name": "taken"},
+        "other-input": {"stateMachineArn": arn, "name": "taken", "input": '{"x": 1}'},
+        **{f"new-{n}": {"stateMachineArn": arn, "name": f"new-{n}"} for n in range(5)},
+    }
+
+    def settle_as(key: str) -> Any:
+        def settle(answer: Any, error: BaseException | None) -> None:
+            settled.append((key, answer, error))
+            done.release()
+
+        return settle
+
+    # Something for the loop to commit first, slowly, so the starts share the next batch.
+    built.worker.commit_in_loop_then(_signal(1), lambda answer, error: None)
+    for key, request in requests.items():
+        assert built.executions.start_execution_then(request, settle_as(key))
+    for _ in requests:
+        assert done.acquire(timeout=10)
+    answers = {key: (answer, error) for key, answer, error in settled}
+    assert answers["same"] == ({"executionArn": first["executionArn"],
+                                "startDate": first["startDate"]}, None)  # fmt: skip
+    other_answer, other_error = answers["other-input"]
+    assert other_answer is None
+    assert isinstance(other_error, ServiceError)
+    assert other_error.code == "ExecutionAlreadyExists"
+    with store.inner.transaction() as tx:
+        for n in range(5):
+            answer, error = answers[f"new-{n}"]
+            assert error is None
+            record = tx.get_execution(answer["executionArn"])
+            assert record is not None
+            assert record.status == "RUNNING"
+            assert record.event_count > 0  # its first transition committed with it
+        assert tx.get_execution(first["executionArn"]).input == "{}"  # type: ignore[union-attr]
+
+
 def test_a_bad_start_handed_to_the_loop_fails_at_once_and_stores_nothing(
     engine: tuple[Engine, CountingStore],
 ) -> None:
