@@ -15,6 +15,7 @@ This module must never hold a module-level instance of anything.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -82,30 +83,65 @@ class FrontFailed(DirigentError):
     """The HTTP front failed to start again and again; the server stopped."""
 
 
+#: an address that cannot be bound here (IPv6 turned off, not this host's): skipped
+#: when another address of the same name can be
+_UNAVAILABLE = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+
+
 def listen(host: str, port: int) -> list[socket.socket]:
-    """One listening socket per address ``host`` names (``localhost``: IPv4 and IPv6)."""
+    """One listening socket per address ``host`` names (``localhost``: IPv4 and IPv6).
+
+    ``""`` means every address. With port 0 the first socket's port serves
+    for the others, so the server has one port.
+    """
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except OSError as exc:
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     listeners: list[socket.socket] = []
+    skipped: OSError | None = None
     try:
         for family, kind, proto, _, address in dict.fromkeys(
             (family, kind, proto, "", address) for family, kind, proto, _, address in addresses
         ):
-            sock = socket.socket(family, kind, proto)
+            if listeners and port == 0:
+                address = (address[0], listeners[0].getsockname()[1], *address[2:])
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:
+                if exc.errno not in _UNAVAILABLE:
+                    raise
+                skipped = exc
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    # Each family gets its own socket, as asyncio's servers do.
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen(2048)
+            except OSError as exc:
+                sock.close()
+                if exc.errno not in _UNAVAILABLE:
+                    raise
+                skipped = exc
+                continue
             listeners.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                # Each family gets its own socket, as asyncio's servers do.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(2048)
+        if not listeners:
+            raise skipped or OSError(f"{host} names no address")
     except OSError as exc:
         for sock in listeners:
             sock.close()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return listeners
+
+
+def listening_url(listeners: list[socket.socket]) -> str:
+    """Where the server answers, as a URL: the first address, with its real port."""
+    host, port = listeners[0].getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(
@@ -140,7 +176,7 @@ def serve(
         print(f"credentials: {len(principals)} principal(s) loaded", file=out)
     engine.start()
     try:
-        print(f"dirigent server listening on http://{settings.host}:{settings.port}", file=out)
+        print(f"dirigent server listening on {listening_url(listeners)}", file=out)
         print(f"store: {store.url}", file=out, flush=True)
         front_env = front_environment(environ, principals)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -184,7 +220,7 @@ async def _run_with_front(
         # A fresh socketpair per start: a restarted front gets a clean link,
         # and the old one's answers still in flight go nowhere.
         ours, theirs = socket.socketpair()
-        task = loop.create_task(serve_front(ours, backend))
+        task = loop.create_task(serve_front(ours, backend, on_ready=front.mark_ready))
         links.add(task)
         task.add_done_callback(links.discard)
         argv = [sys.executable, "-m", "dirigent.api.front", "--link-fd", str(theirs.fileno())]
@@ -215,6 +251,8 @@ async def _run_with_front(
     # nobody will accept from (the front closes its copies as it stops).
     for sock in listeners:
         sock.close()
+    # The front stops accepting first; then polls still in flight end with no task.
+    front.signal_stop()
     backend.wind_down()
     await front.stop(patience=GRACEFUL_SHUTDOWN_SECONDS + 5)
     if gave_up:
@@ -356,6 +394,9 @@ class ControlPlane:
         )
 
     async def stop(self) -> None:
+        if self._running is not None:
+            # Stop accepting first; then polls still in flight end with no task.
+            self._running.begin_stop()
         if self._backend is not None:
             self._backend.wind_down()
         if self._running is not None:

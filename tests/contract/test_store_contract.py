@@ -347,34 +347,11 @@ def test_tags_are_set_overwritten_removed_and_listed_per_resource(store: Store) 
 # ---------------------------------------------------------------------- executions
 
 
-def test_an_inserted_execution_reads_back_equal(store: Store) -> None:
-    plain = execution("plain")
-    full = execution(
-        "full",
-        status="FAILED",
-        output='{"ok": false}',
-        error="States.TaskFailed",
-        cause="boom",
-        stopped_at=1_700_000_150.5,
-        snapshot='{"state": "Charge"}',
-        event_count=7,
-        redrive_count=2,
-        redriven_at=1_700_000_160.0,
-        parent_arn=f"{PREFIX}:execution:parent:p",
-        parent_token="parent-token",
-        machine_type="EXPRESS",
-    )
-    write(store, lambda tx: (tx.insert_execution(plain), tx.insert_execution(full)))
-    with store.transaction() as tx:
-        assert tx.get_execution(plain.arn) == plain
-        assert tx.get_execution(full.arn) == full
-        assert tx.get_execution(f"{PREFIX}:execution:orders:nothing") is None
-
-
-@pytest.mark.parametrize("piped", [False, True], ids=["plain", "pipelined"])
-def test_executions_inserted_in_one_statement_read_back_equal(store: Store, piped: bool) -> None:
-    full = execution(
-        "full",
+def full_execution(name: str = "full") -> ExecutionRecord:
+    """An execution with every column set, text with quotes, escapes and
+    non-ASCII characters, and a float that needs all its digits."""
+    return execution(
+        name,
         status="FAILED",
         output='{"ok": false, "quote": "\\"\\u0000\\ud83d\\ude00"}',
         error="States.TaskFailed",
@@ -388,6 +365,21 @@ def test_executions_inserted_in_one_statement_read_back_equal(store: Store, pipe
         parent_token="parent-token",
         machine_type="EXPRESS",
     )
+
+
+def test_an_inserted_execution_reads_back_equal(store: Store) -> None:
+    plain = execution("plain")
+    full = full_execution()
+    write(store, lambda tx: (tx.insert_execution(plain), tx.insert_execution(full)))
+    with store.transaction() as tx:
+        assert tx.get_execution(plain.arn) == plain
+        assert tx.get_execution(full.arn) == full
+        assert tx.get_execution(f"{PREFIX}:execution:orders:nothing") is None
+
+
+@pytest.mark.parametrize("piped", [False, True], ids=["plain", "pipelined"])
+def test_executions_inserted_in_one_statement_read_back_equal(store: Store, piped: bool) -> None:
+    full = full_execution()
     records = [execution("plain"), full, execution("third", machine_name="other")]
     with store.transaction() as tx, tx.pipelined() if piped else nullcontext():
         tx.insert_executions(records)

@@ -70,8 +70,8 @@ class LocalBackend:
             "StartSyncExecution": engine.start_sync_execution,
         }
         assert self._cancellable.keys() == LONG_ACTIONS
-        # The long calls in flight, and whether the server is stopping.
-        self._long: set[threading.Event] = set()
+        # The activity polls in flight, and whether the server is stopping.
+        self._polls: set[threading.Event] = set()
         self._winding_down = False
 
     def submit(self, action: str, request: Mapping[str, Any], done: Done) -> Cancel | None:
@@ -86,12 +86,16 @@ class LocalBackend:
         long_call = self._cancellable.get(action)
         if long_call is not None:
             gone = threading.Event()
+            if action != "GetActivityTask":
+                self.slow.run_then(long_call, (request, gone.is_set), done)
+                return gone.set
+            # Polls also end when the server stops (see wind_down).
             if self._winding_down:
                 gone.set()
-            self._long.add(gone)
+            self._polls.add(gone)
 
             def finished(answer: Any, error: BaseException | None) -> None:
-                self._long.discard(gone)
+                self._polls.discard(gone)
                 done(answer, error)
 
             self.slow.run_then(long_call, (request, gone.is_set), finished)
@@ -138,11 +142,13 @@ class LocalBackend:
             raise
 
     def wind_down(self) -> None:
-        """The server is stopping: long calls in flight end now, answering as if
-        their wait ran out (an activity poll: no task), and new ones at once,
-        so a stop does not wait out (or cut off) a room of polling workers."""
+        """The server is stopping: activity polls in flight end now with no task,
+        as if their wait ran out, and new ones at once, so a stop neither waits
+        out nor cuts off a room of polling workers. Synchronous executions are
+        left to finish within the server's graceful limit: AWS answers them
+        only with an end status."""
         self._winding_down = True
-        for gone in list(self._long):
+        for gone in list(self._polls):
             gone.set()
 
     def close(self) -> None:

@@ -51,6 +51,12 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return await read_limited(request.headers.get("content-length"), request.stream(), limit)
 
 
+async def until_disconnected(receive: Receive) -> None:
+    """Return once the client has gone away (the body having been read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
     """The body's chunks straight from the ASGI ``receive`` channel."""
     while True:

@@ -72,7 +72,7 @@ async def _serve(args: argparse.Namespace) -> int:
         Arns(args.region, args.account),
     )
     listeners = [socket.socket(fileno=fd) for fd in args.listen_fd]
-    server = make_server(context, listeners, args.log_level)
+    server = make_server(context, listeners, args.log_level, on_started=backend.announce_ready)
     if backend.lost:  # the engine went away while this process started
         return LINK_LOST
     try:

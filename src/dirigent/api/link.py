@@ -35,6 +35,7 @@ from dirigent.api.wire import (
     CANCEL,
     INTERNAL,
     MAX_FRAME,
+    READY,
     FrameError,
     Frames,
     error_of,
@@ -43,6 +44,10 @@ from dirigent.api.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _nothing() -> None:
+    pass
 
 
 class _Outbox:
@@ -78,9 +83,15 @@ def _messages(frames: Frames, data: bytes, outbox: _Outbox, sender: str) -> list
 class EngineEnd(asyncio.Protocol):
     """The engine's side of one front's connection."""
 
-    def __init__(self, backend: LocalBackend, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        backend: LocalBackend,
+        loop: asyncio.AbstractEventLoop,
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
         self._backend = backend
         self._loop = loop
+        self._on_ready = on_ready
         self._frames = Frames()
         self._outbox = _Outbox(loop)
         # Answers finished on other threads, written by the loop in batches.
@@ -106,6 +117,10 @@ class EngineEnd(asyncio.Protocol):
             cancel()
         self.closed.set()
 
+    def _ready(self) -> None:
+        on_ready, self._on_ready = self._on_ready, _nothing
+        on_ready()
+
     def close(self) -> None:
         """Close the link: the front sees it lost and exits."""
         if self._outbox.transport is not None:
@@ -117,7 +132,10 @@ class EngineEnd(asyncio.Protocol):
                 cancel = self._cancels.pop(ident, None)
                 if cancel is not None:
                     cancel()
+            elif action == READY:
+                self._ready()
             else:
+                self._ready()  # a front that calls serves, whether or not READY came first
                 self._call(ident, action, request)
 
     def _call(self, ident: int, action: str, request: Mapping[str, Any]) -> None:
@@ -172,10 +190,13 @@ class EngineEnd(asyncio.Protocol):
             self._outbox.put(data)
 
 
-async def serve_front(sock: socket.socket, backend: LocalBackend) -> EngineEnd:
-    """Answer calls arriving on ``sock`` (the engine's end of a front's socketpair)."""
+async def serve_front(
+    sock: socket.socket, backend: LocalBackend, on_ready: Callable[[], None] = lambda: None
+) -> EngineEnd:
+    """Answer calls arriving on ``sock`` (the engine's end of a front's socketpair);
+    ``on_ready`` is called when the front says it serves."""
     loop = asyncio.get_running_loop()
-    end = EngineEnd(backend, loop)
+    end = EngineEnd(backend, loop, on_ready)
     await loop.connect_accepted_socket(lambda: end, sock)
     return end
 
@@ -226,6 +247,10 @@ class RemoteBackend(asyncio.Protocol):
                 future.set_result(payload)
             else:
                 future.set_exception(error_of(payload))
+
+    def announce_ready(self) -> None:
+        """Tell the engine's process that this front serves HTTP now."""
+        self._outbox.put(frame((0, READY, None)))
 
     async def act(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         if self.lost:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -103,9 +103,20 @@ def _config(context: ApiContext, host: str, port: int, log_level: str) -> uvicor
 class _Server(uvicorn.Server):
     """uvicorn's server, telling the handlers when it begins to stop."""
 
-    def __init__(self, config: uvicorn.Config, context: ApiContext) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        context: ApiContext,
+        on_started: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__(config)
         self.context = context
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.context.closing = True
@@ -131,9 +142,13 @@ class RunningServer:
     def started(self) -> bool:
         return bool(self._server.started)
 
-    async def stop(self) -> None:
+    def begin_stop(self) -> None:
+        """Stop accepting and end live streams; :meth:`stop` waits for the rest."""
         self._server.context.closing = True
         self._server.should_exit = True
+
+    async def stop(self) -> None:
+        self.begin_stop()
         await self._task
 
 
@@ -152,10 +167,13 @@ async def start_http(
 
 
 def make_server(
-    context: ApiContext, listeners: list[socket.socket], log_level: str
+    context: ApiContext,
+    listeners: list[socket.socket],
+    log_level: str,
+    on_started: Callable[[], None] = lambda: None,
 ) -> uvicorn.Server:
     """A server for sockets already bound and listening; run it with
-    ``await server.serve(sockets=listeners)``. SIGINT and SIGTERM stop it
-    gracefully; a second one at once."""
+    ``await server.serve(sockets=listeners)``; ``on_started`` once it serves.
+    SIGINT and SIGTERM stop it gracefully; a second one at once."""
     host, port = listeners[0].getsockname()[:2]
-    return _Server(_config(context, host, port, log_level), context)
+    return _Server(_config(context, host, port, log_level), context, on_started)

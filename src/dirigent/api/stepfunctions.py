@@ -19,13 +19,17 @@ types; the engine owns their meaning and its errors.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from dirigent import sigv4
+from dirigent.api.actions import LONG_ACTIONS
 from dirigent.api.auth import Principal, role_for
-from dirigent.api.bodies import Disconnected, read_limited, receive_chunks
+from dirigent.api.bodies import Disconnected, read_limited, receive_chunks, until_disconnected
 from dirigent.api.context import ApiContext
 from dirigent.api.protocol import (
     CONTENT_TYPE,
@@ -92,12 +96,37 @@ async def answer(context: ApiContext, scope: Scope, receive: Receive) -> tuple[i
                 f"states:{action}",
             )
         payload = decode_request(action, body)
-        result = await context.act(action, payload)
+        if action in LONG_ACTIONS:
+            result = await _unless_gone(context.act(action, payload), receive)
+        else:
+            result = await context.act(action, payload)
     except ApiError as exc:
         return exc.status, encode_error(exc.code, exc.message), exc.code
     except ServiceError as exc:
         return exc.status, encode_error(exc.code, exc.message), exc.code
     return 200, encode_response(result), ""
+
+
+async def _unless_gone(
+    call: Coroutine[Any, Any, dict[str, Any]], receive: Receive
+) -> dict[str, Any]:
+    """A long call's answer, or :class:`Disconnected` as soon as its client goes away.
+
+    The server does not cancel a request whose client left (uvicorn only tells
+    ``receive``), and a long poll left running would hand the next activity
+    task to a worker that is not there. Cancelling the call tells the engine to
+    stop (:meth:`dirigent.api.backend.LocalBackend.submit`).
+    """
+    work = asyncio.ensure_future(call)
+    gone = asyncio.ensure_future(until_disconnected(receive))
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    raise Disconnected
 
 
 async def handle(context: ApiContext, scope: Scope, receive: Receive, send: Send) -> None:

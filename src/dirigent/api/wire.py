@@ -3,7 +3,8 @@
 A frame is a 4-byte big-endian length and a pickled message:
 
 - front to engine: ``(id, action, request)``, or ``(id, None, None)`` (:data:`CANCEL`)
-  when the caller of a call in flight went away;
+  when the caller of a call in flight went away, or ``(0, READY, None)`` once,
+  when the front serves;
 - engine to front: ``(id, True, answer)`` or ``(id, False, failure)``, where a
   failure is ``(kind, code, message, status)`` (see :func:`failure_of`).
 
@@ -34,6 +35,8 @@ MAX_FRAME = 256 * 2**20
 
 #: the action of a frame that cancels the call with its id
 CANCEL = None
+#: the action of the frame a front sends once it serves HTTP
+READY = "dirigent:ready"
 
 #: failure kinds
 SERVICE, API, CANCELLED, INTERNAL = "service", "api", "cancelled", "internal"

@@ -6,10 +6,12 @@ listening socket, its end of a socketpair), shares the control plane's
 stdout and stderr, and dies with it (:func:`~dirigent.runtime.process.die_with_parent`).
 When it exits on its own it is started again after the runtime's restart
 backoff, the first time at once; a run that lasted ``backoff.reset_after``
-seconds clears the count. After ``give_up_after`` failures in a row it is
+seconds clears the count. After ``give_up_after`` starts in a row that exited
+before the companion said it was ready (:meth:`Companion.mark_ready`), it is
 left down and ``on_give_up`` is called: a companion that cannot start (a bad
 environment, a broken install) must stop the control plane with an error,
-not leave it up with nobody serving. :meth:`Companion.stop` signals it and
+not leave it up with nobody serving. One that was ready and then died is
+always started again. :meth:`Companion.stop` signals it and
 waits; :meth:`Companion.kill` ends it at once.
 
 Its exit is seen through a pidfd, as a replica's is: no polling.
@@ -71,6 +73,9 @@ class Companion:
         self._out = out
         self._give_up_after = give_up_after
         self._on_give_up = on_give_up
+        #: whether the running launch said it was ready; launches in a row that did not
+        self._ready = False
+        self._unready = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._failures = 0
@@ -88,6 +93,7 @@ class Companion:
         """Spawn it now (from the event loop's thread, which must outlive it)."""
         loop = asyncio.get_running_loop()
         self._restart = None
+        self._ready = False
         try:
             launch = self._prepare()
         except Exception as exc:  # a launch that cannot be built counts as a failed start
@@ -123,6 +129,11 @@ class Companion:
         self._exited = loop.create_future()
         loop.add_reader(pidfd, self._reap, loop, pidfd, process, self._exited)
 
+    def mark_ready(self) -> None:
+        """The running launch serves: its exit is a crash to restart from, not a failed start."""
+        self._ready = True
+        self._unready = 0
+
     def _not_started(self, loop: asyncio.AbstractEventLoop, exc: Exception) -> None:
         print(f"dirigent: cannot start the {self.name}: {exc}", file=self._out, flush=True)
         self._after_exit(loop, None)
@@ -148,9 +159,13 @@ class Companion:
         ran = self._clock() - self._started_at if code is not None else 0.0
         self._failures = 1 if ran >= self._backoff.reset_after else self._failures + 1
         what = "could not start" if code is None else f"exited with code {code}"
-        if self._give_up_after is not None and self._failures >= self._give_up_after:
+        if code is None or not self._ready:
+            self._unready += 1
+        self._ready = False
+        if self._give_up_after is not None and self._unready >= self._give_up_after:
             print(
-                f"dirigent: the {self.name} {what}, {self._failures} times in a row; giving up",
+                f"dirigent: the {self.name} {what} before it was ready, {self._unready} "
+                "times in a row; giving up",
                 file=self._out,
                 flush=True,
             )
@@ -171,17 +186,25 @@ class Companion:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
 
-    async def stop(self, signum: int = signal.SIGTERM, patience: float = 30.0) -> int | None:
-        """Signal it, wait up to ``patience`` seconds, then kill it; its exit code."""
+    def signal_stop(self, signum: int = signal.SIGTERM) -> None:
+        """Tell it to stop (once), and start it no more; :meth:`stop` waits for it."""
+        if self._stopping:
+            return
         self._stopping = True
         if self._restart is not None:
             self._restart.cancel()
             self._restart = None
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signum)
+
+    async def stop(self, signum: int = signal.SIGTERM, patience: float = 30.0) -> int | None:
+        """Signal it (unless :meth:`signal_stop` did), wait up to ``patience``
+        seconds, then kill it; its exit code."""
+        self.signal_stop(signum)
         process, exited = self._process, self._exited
         if process is None or exited is None:
             return None
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signum)
         try:
             return await asyncio.wait_for(asyncio.shield(exited), patience)
         except TimeoutError:

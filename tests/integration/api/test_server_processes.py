@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
 
 from dirigent.api.keyfile import new_principal, write_principals
 from tests.integration.api.conftest import (
@@ -173,3 +177,64 @@ def test_a_server_on_an_ipv6_address_answers_there(tmp_path: Path) -> None:
             assert answer.status == 200
     finally:
         stop_server(process)
+
+
+def test_a_poll_whose_client_timed_out_does_not_take_the_next_task(fresh: Server) -> None:
+    impatient = boto3.client(
+        "stepfunctions",
+        endpoint_url=fresh.url,
+        region_name="us-east-1",
+        aws_access_key_id=fresh.admin.access_key_id,
+        aws_secret_access_key=fresh.admin.secret_access_key,
+        config=Config(read_timeout=1, retries={"max_attempts": 1}),
+    )
+    sfn = fresh.client()
+    activity = sfn.create_activity(name="impatient")["activityArn"]
+    machine = sfn.create_state_machine(
+        name="worked",
+        definition=json.dumps(
+            {"StartAt": "W", "States": {"W": {"Type": "Task", "Resource": activity, "End": True}}}
+        ),
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    with pytest.raises(ReadTimeoutError):
+        impatient.get_activity_task(activityArn=activity, workerName="gone")
+    time.sleep(1.0)  # the server sees the disconnect and ends the poll
+    sfn.start_execution(stateMachineArn=machine)
+    task = sfn.get_activity_task(activityArn=activity, workerName="here")
+    assert "taskToken" in task
+
+
+def test_a_stop_lets_a_synchronous_execution_finish(fresh: Server) -> None:
+    sfn = fresh.client()
+    machine = sfn.create_state_machine(
+        name="quick",
+        type="EXPRESS",
+        definition=json.dumps(
+            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 2, "End": True}}}
+        ),
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    answer: dict[str, Any] = {}
+    caller = threading.Thread(
+        target=lambda: answer.update(sfn.start_sync_execution(stateMachineArn=machine))
+    )
+    caller.start()
+    time.sleep(0.7)
+    fresh.process.send_signal(signal.SIGTERM)
+    caller.join(timeout=15)
+    assert answer["status"] == "SUCCEEDED"
+    assert fresh.process.wait(timeout=15) == 0
+
+
+def test_a_front_killed_again_and_again_after_serving_never_stops_the_server(
+    fresh: Server,
+) -> None:
+    sfn = fresh.client()
+    for _ in range(6):
+        front = front_of(fresh.process.pid)
+        assert sfn.list_activities()["activities"] == []  # it serves (and said it was ready)
+        os.kill(front, signal.SIGKILL)
+        assert wait_gone(front, 5)
+    assert sfn.list_activities()["activities"] == []
+    assert fresh.process.poll() is None

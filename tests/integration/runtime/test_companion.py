@@ -143,7 +143,10 @@ def test_a_companion_failing_again_and_again_is_given_up_on_and_the_owner_told()
     companion = asyncio.run(main())
     assert told == ["gave up"]
     assert companion.starts == 3
-    assert "the doomed exited with code 2, 3 times in a row; giving up" in out.getvalue()
+    assert (
+        "the doomed exited with code 2 before it was ready, 3 times in a row; giving up"
+        in out.getvalue()
+    )
 
 
 def test_a_launch_that_cannot_be_built_counts_as_a_failed_start_and_is_retried() -> None:
@@ -161,3 +164,30 @@ def test_a_launch_that_cannot_be_built_counts_as_a_failed_start_and_is_retried()
     assert len(attempts) == 2
     assert companion.starts == 1
     assert "cannot start the flaky: [Errno 24] Too many open files" in out.getvalue()
+
+
+def test_a_companion_that_was_ready_and_then_crashes_is_never_given_up_on() -> None:
+    out = io.StringIO()
+    told: list[str] = []
+    companion: Companion
+
+    def prepare() -> CompanionLaunch:
+        # Ready as soon as it is spawned (as a front that serves), then it dies.
+        return CompanionLaunch(
+            (sys.executable, "-c", "raise SystemExit(1)"),
+            (),
+            dict(os.environ),
+            companion.mark_ready,
+        )
+
+    companion = Companion(
+        "crasher",
+        prepare,
+        backoff=QUICK,
+        out=out,
+        give_up_after=2,
+        on_give_up=lambda: told.append("gave up"),
+    )
+    run_until_started(companion, 5)
+    assert told == []
+    assert "giving up" not in out.getvalue()
