@@ -35,15 +35,19 @@ from tests.integration.api.conftest import (
 def children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
         found.update(int(child) for child in text)
     return found
 
 
 def front_of(server_pid: int) -> int:
+    """The server's one live child (a killed front may linger unreaped a moment)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        found = children(server_pid)
+        found = {pid for pid in children(server_pid) if alive(pid)}
         if len(found) == 1:
             return found.pop()
         time.sleep(0.05)

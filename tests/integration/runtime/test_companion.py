@@ -106,7 +106,10 @@ def test_the_companion_inherits_the_descriptors_it_is_handed_and_prepare_closes_
         read_end, write_end = os.pipe()
         spawned: list[str] = []
         launch = python(
-            f"import os; os.write({write_end}, b'hello from the companion')", (write_end,), spawned
+            # It stays up: one that exits would be started again (the first time at once).
+            f"import os, time; os.write({write_end}, b'hello from the companion'); time.sleep(60)",
+            (write_end,),
+            spawned,
         )
         companion = Companion("writer", lambda: launch, backoff=QUICK)
         companion.start()
