@@ -3,15 +3,16 @@
 A request goes through, in this order: the body is read with a bound; the
 signature is verified (no caller learns anything, not even whether an action
 exists, before that); the target names an action; the caller's role allows
-it; the body decodes to the action's shape; the engine acts on a pool thread.
-Each step's failure is AWS's error shape with AWS's status, and none of them
-writes anything: only the engine's action does.
+it; the body decodes to the action's shape; the engine acts, through the
+context's backend (in the engine's process, or in this one on a pool
+thread). Each step's failure is AWS's error shape with AWS's status, and none
+of them writes anything: only the engine's action does.
 
 This is the hot path (every SDK call), so it is a plain ASGI handler reading
 the scope and sending two messages itself; Starlette's request objects,
 routing and middleware cost about a third of the event loop's time per call,
-and on two cores the event loop competes for the GIL with the thread that
-holds the store's transaction.
+which in ``dirigent up`` (one process) competes for the GIL with the thread
+that holds the store's transaction.
 
 This module must never interpret an action's members beyond their JSON
 types; the engine owns their meaning and its errors.
