@@ -121,12 +121,15 @@ async def _unless_gone(
     work = asyncio.ensure_future(call)
     gone = asyncio.ensure_future(until_disconnected(receive))
     try:
-        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
     finally:
+        # Also when this request is cancelled itself (the server's graceful
+        # limit ran out): the call must hear of it, not run on for nobody.
         gone.cancel()
-    if work.done():
+        if not work.done():
+            work.cancel()
+    if work in done:
         return work.result()
-    work.cancel()
     raise Disconnected
 
 

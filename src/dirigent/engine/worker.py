@@ -53,6 +53,10 @@ class _Finished:
 Settle = Callable[[Any, "BaseException | None"], None]
 
 
+class _NameTaken(Exception):
+    """A batch's deferred start found its execution's name taken (see Worker.run_once)."""
+
+
 @dataclass(eq=False)
 class _Request:
     """Work another thread asked to have done in the loop's next transaction."""
@@ -127,8 +131,6 @@ class Worker:
         self._submitted = 0
         #: set after an iteration failed on one execution: advance them one by one
         self._isolate = False
-        #: the next transaction inserts each start's row on its own (see run_once)
-        self._starts_one_by_one = False
         #: tokens of the tasks this node is running: their leases are renewed
         self._in_flight: set[str] = set()
         self._renew_at = 0.0
@@ -320,11 +322,46 @@ class Worker:
             requests, self._requests = self._requests, []
             self._in_flight.difference_update(f.task.token for f in finished)
             self._writers += 1
+        try:
+            try:
+                # New executions' rows go in the batch's flush, one statement for all.
+                outcome, next_due = self._commit(finished, requests, now, defer_starts=True)
+            except _NameTaken:
+                # A start's name was taken (a repeated StartExecution, as AWS
+                # allows): that start alone must answer, with the execution or an
+                # error. The batch goes again at once, each start inserting its row.
+                self._scan = True
+                outcome, next_due = self._commit(finished, requests, now, defer_starts=False)
+        except BaseException as exc:
+            self._fail(finished, requests, exc)
+            raise
+        finally:
+            with self._finished_lock:
+                self._writers -= 1
+        for request in requests:
+            request.finish()
+        with self._finished_lock:  # task threads count their commits too
+            self.stats.iterations += 1
+            self.stats.transitions += outcome.advanced
+            if outcome.advanced or finished:
+                self.stats.commits += 1
+        self._submit(outcome.local_tasks)
+        return outcome.advanced + len(requests), next_due
+
+    def _commit(
+        self,
+        finished: list[_Finished],
+        requests: list[_Request],
+        now: float,
+        *,
+        defer_starts: bool,
+    ) -> tuple[Outcome, float | None]:
+        """One transaction for an iteration: what it left to do, and the next due time.
+
+        With ``defer_starts``, a Conflict while starts' rows were deferred is
+        :class:`_NameTaken` (the transaction rolled back)."""
         outcome = Outcome()
-        # New executions' rows go in the batch's flush, one statement for all,
-        # unless the last try found a start's name taken (see below).
-        writes = Writes(defer_starts=not self._starts_one_by_one)
-        self._starts_one_by_one = False
+        writes = Writes(defer_starts=defer_starts)
         deferred = False
         try:
             with self.store.transaction() as tx:
@@ -366,33 +403,10 @@ class Worker:
                     self._scan_at = now + self.idle_poll
                 next_due = self._known_due
         except Conflict as exc:
-            if not deferred:
-                self._fail(finished, requests, exc)
-                raise
-            # A start's name was taken (a repeated StartExecution, as AWS allows):
-            # that start alone must answer, with the execution or an error. The
-            # batch goes again at once, each start inserting its own row.
-            self._scan = True
-            self._starts_one_by_one = True
-            with self._finished_lock:
-                self._finished = finished + self._finished
-                self._requests = requests + self._requests
-            return 0, None
-        except BaseException as exc:
-            self._fail(finished, requests, exc)
+            if deferred:
+                raise _NameTaken from exc
             raise
-        finally:
-            with self._finished_lock:
-                self._writers -= 1
-        for request in requests:
-            request.finish()
-        with self._finished_lock:  # task threads count their commits too
-            self.stats.iterations += 1
-            self.stats.transitions += outcome.advanced
-            if outcome.advanced or finished:
-                self.stats.commits += 1
-        self._submit(outcome.local_tasks)
-        return outcome.advanced + len(requests), next_due
+        return outcome, next_due
 
     def _fail(
         self, finished: list[_Finished], requests: list[_Request], exc: BaseException

@@ -228,6 +228,36 @@ def test_repeated_starts_in_one_batch_each_get_their_own_answer(
         assert tx.get_execution(first["executionArn"]).input == "{}"  # type: ignore[union-attr]
 
 
+def test_starts_left_when_the_loop_stops_are_answered_even_with_a_taken_name(
+    engine: tuple[Engine, CountingStore],
+) -> None:
+    """Worker.stop commits what is still queued in one last iteration: a taken
+    name among the starts must not leave that batch unanswered."""
+    built, store = engine
+    wait = json.dumps(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    )
+    arn = built.catalog.create_state_machine(
+        {"name": "stopping", "definition": wait, "roleArn": "arn:aws:iam::1:role/r"}
+    )["stateMachineArn"]
+    built.executions.start_execution({"stateMachineArn": arn, "name": "taken"})
+    store.slow = 0.3
+    settled: dict[str, tuple[Any, BaseException | None]] = {}
+    built.worker.commit_in_loop_then(_signal(1), lambda answer, error: None)
+    time.sleep(0.05)  # the loop is in that slow transaction now
+    for name in ("taken", "new"):
+        assert built.executions.start_execution_then(
+            {"stateMachineArn": arn, "name": name},
+            lambda answer, error, name=name: settled.__setitem__(name, (answer, error)),
+        )
+    built.stop()
+    assert set(settled) == {"taken", "new"}
+    assert settled["taken"][1] is None
+    assert settled["new"][1] is None
+    with store.inner.transaction() as tx:
+        assert tx.get_execution(settled["new"][0]["executionArn"]) is not None
+
+
 def test_a_bad_start_handed_to_the_loop_fails_at_once_and_stores_nothing(
     engine: tuple[Engine, CountingStore],
 ) -> None:
