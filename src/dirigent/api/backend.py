@@ -60,16 +60,9 @@ class LocalBackend:
         slow_threads: int = 256,
     ) -> None:
         self.engine = engine
-        self.feed = feed
         self.actions: dict[str, Action] = {**bind_actions(engine), **bind_internal(engine, feed)}
         self.quick = ThreadPool(quick_threads, "api")
         self.slow = ThreadPool(slow_threads, "api-wait")
-        # The long actions, told when their caller went away.
-        self._cancellable: dict[str, Callable[[Mapping[str, Any], Callable[[], bool]], Any]] = {
-            "GetActivityTask": engine.get_activity_task,
-            "StartSyncExecution": engine.start_sync_execution,
-        }
-        assert self._cancellable.keys() == LONG_ACTIONS
         # The activity polls in flight, and whether the server is stopping.
         self._polls: set[threading.Event] = set()
         self._winding_down = False
@@ -83,23 +76,8 @@ class LocalBackend:
         An unknown action is a KeyError here: callers pass names they checked.
         """
         function = self.actions[action]
-        long_call = self._cancellable.get(action)
-        if long_call is not None:
-            gone = threading.Event()
-            if action != "GetActivityTask":
-                self.slow.run_then(long_call, (request, gone.is_set), done)
-                return gone.set
-            # Polls also end when the server stops (see wind_down).
-            if self._winding_down:
-                gone.set()
-            self._polls.add(gone)
-
-            def finished(answer: Any, error: BaseException | None) -> None:
-                self._polls.discard(gone)
-                done(answer, error)
-
-            self.slow.run_then(long_call, (request, gone.is_set), finished)
-            return gone.set
+        if action in LONG_ACTIONS:
+            return self._long_call(action, request, done)
         if action in INLINE_ACTIONS:
             try:
                 answer = function(request)
@@ -119,6 +97,24 @@ class LocalBackend:
                 return None
         self.quick.run_then(function, (request,), done)
         return None
+
+    def _long_call(self, action: str, request: Mapping[str, Any], done: Done) -> Cancel:
+        """A long poll or a synchronous execution, on the slow pool, told when its
+        caller went away; an activity poll also when the server stops (see wind_down)."""
+        gone = threading.Event()
+        if action == "StartSyncExecution":
+            self.slow.run_then(self.engine.start_sync_execution, (request, gone.is_set), done)
+            return gone.set
+        if self._winding_down:
+            gone.set()
+        self._polls.add(gone)
+
+        def finished(answer: Any, error: BaseException | None) -> None:
+            self._polls.discard(gone)
+            done(answer, error)
+
+        self.slow.run_then(self.engine.get_activity_task, (request, gone.is_set), finished)
+        return gone.set
 
     async def act(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

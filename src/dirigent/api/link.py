@@ -102,7 +102,6 @@ class EngineEnd(asyncio.Protocol):
         self._wake_lock = threading.Lock()
         # Long calls in flight, ended early if the front cancels them or goes away.
         self._cancels: dict[int, Cancel] = {}
-        self.closed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not registered as asyncio.Transport subclasses.
@@ -115,7 +114,6 @@ class EngineEnd(asyncio.Protocol):
         cancels, self._cancels = self._cancels, {}
         for cancel in cancels.values():
             cancel()
-        self.closed.set()
 
     def _ready(self) -> None:
         on_ready, self._on_ready = self._on_ready, _nothing

@@ -174,6 +174,17 @@ def test_a_start_handed_to_the_loop_is_answered_once_committed(
         assert tx.get_execution(answer["executionArn"]) is not None
 
 
+def _waiting_machine(built: Engine, name: str) -> str:
+    """A machine whose executions wait a minute: they stay RUNNING, names taken."""
+    wait = json.dumps(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    )
+    arn: str = built.catalog.create_state_machine(
+        {"name": name, "definition": wait, "roleArn": "arn:aws:iam::1:role/r"}
+    )["stateMachineArn"]
+    return arn
+
+
 def test_repeated_starts_in_one_batch_each_get_their_own_answer(
     engine: tuple[Engine, CountingStore],
 ) -> None:
@@ -181,12 +192,7 @@ def test_repeated_starts_in_one_batch_each_get_their_own_answer(
     already must still answer that start alone, as AWS does: the same input
     gets the running execution back, another input ExecutionAlreadyExists."""
     built, store = engine
-    wait = json.dumps(
-        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
-    )
-    arn = built.catalog.create_state_machine(
-        {"name": "repeated", "definition": wait, "roleArn": "arn:aws:iam::1:role/r"}
-    )["stateMachineArn"]
+    arn = _waiting_machine(built, "repeated")
     first = built.executions.start_execution({"stateMachineArn": arn, "name": "taken"})
     store.slow = 0.05  # requests pile up behind each commit: one batch holds them all
     settled: list[tuple[str, Any, BaseException | None]] = []
@@ -234,12 +240,7 @@ def test_starts_left_when_the_loop_stops_are_answered_even_with_a_taken_name(
     """Worker.stop commits what is still queued in one last iteration: a taken
     name among the starts must not leave that batch unanswered."""
     built, store = engine
-    wait = json.dumps(
-        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
-    )
-    arn = built.catalog.create_state_machine(
-        {"name": "stopping", "definition": wait, "roleArn": "arn:aws:iam::1:role/r"}
-    )["stateMachineArn"]
+    arn = _waiting_machine(built, "stopping")
     built.executions.start_execution({"stateMachineArn": arn, "name": "taken"})
     store.slow = 0.3
     settled: dict[str, tuple[Any, BaseException | None]] = {}
